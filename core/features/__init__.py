@@ -1,0 +1,1 @@
+"""Item features: Sentence-BERT text vectors and CLIP image keywords."""

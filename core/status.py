@@ -1,0 +1,62 @@
+"""What `msm4sr info` and the app report about a workspace, read cheaply (no torch)."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from core.features import store
+from core.workspace import Workspace
+
+
+def workspace_info(ws: Workspace) -> dict:
+    info = {"workspace": str(ws.path), **ws.counts(), "features": {}, "models": []}
+    for modality in store.MODALITIES:
+        path = store.path_for(ws.features_dir, modality)
+        if path.exists():
+            meta = store.read_meta(path)
+            meta.pop("ids", None)
+            info["features"][modality] = meta
+        else:
+            info["features"][modality] = None
+    for manifest in sorted(ws.models_dir.glob("*/manifest.json")):
+        try:
+            m = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            info["models"].append({"path": str(manifest.parent), "error": "unreadable manifest"})
+            continue
+        info["models"].append({"path": str(manifest.parent), "model": m.get("model"),
+                               "stage": m.get("stage"), "metrics": m.get("metrics", {})})
+    info["problems"] = len(ws.problems())
+    return info
+
+
+def format_info(info: dict) -> str:
+    def day(ts):
+        return time.strftime("%Y-%m-%d", time.gmtime(ts)) if ts is not None else "-"
+    t0, t1 = info["time_range"]
+    lines = [
+        f"workspace      {info['workspace']}",
+        f"users          {info['users']:,}",
+        f"items          {info['items']:,} ({info['interacted_items']:,} interacted, "
+        f"{info['items_with_image']:,} with an image, {info['cold_items']:,} cold, "
+        f"{info['new_items']:,} new)",
+        f"interactions   {info['interactions']:,}",
+        f"time range     {day(t0)} .. {day(t1)}",
+        f"sequences      {info['saved_sequences']} saved",
+    ]
+    for source, n in info["keyword_sources"].items():
+        lines.append(f"keywords       {source}: {n:,} items")
+    for modality, meta in info["features"].items():
+        if meta is None:
+            lines.append(f"features       {modality}: not built")
+        else:
+            detail = meta.get("source") or meta.get("model", "")
+            lines.append(f"features       {modality}: {detail}")
+    for m in info["models"]:
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(m.get("metrics", {}).items())
+                            if isinstance(v, (int, float)))[:120]
+        lines.append(f"model          {Path(m['path']).name}: {m.get('model')} {m.get('stage')} {metrics}")
+    if info["problems"]:
+        lines.append(f"problems       {info['problems']} (see `msm4sr features --report`)")
+    return "\n".join(lines)

@@ -1,0 +1,38 @@
+"""Shared fixtures. Real data lives in ../shared/datasets and is never copied here."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+ML1M = REPO.parent / "shared" / "datasets" / "ml-1m-posters"
+
+
+def _need(path: Path) -> Path:
+    """Real data: skip only when absent, and never skip under CI."""
+    if not path.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{path} is missing under CI; real-data tests must run there")
+        pytest.skip(f"{path} not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ml1m() -> Path:
+    """../shared/datasets/ml-1m-posters (read-only)."""
+    return _need(ML1M)
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """A fresh, empty workspace on the real SQLite."""
+    from core.workspace import Workspace
+    ws = Workspace.create(tmp_path / "ws")
+    yield ws
+    ws.close()
