@@ -1,0 +1,76 @@
+"""The only place the app makes threads.
+
+`run_task(fn, *args, on_done=..., on_error=..., on_progress=...)` runs `fn` on the
+global QThreadPool. If `fn` accepts a `progress` keyword it gets a thread-safe
+progress function `progress(stage, done, total)`. Callbacks run on the GUI thread.
+Workers must open their own Workspace connection (SQLite connections are per thread).
+"""
+from __future__ import annotations
+
+import inspect
+import traceback
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+_live: set["Task"] = set()  # keep tasks (and their signal objects) alive until they finish
+
+
+class _Signals(QObject):
+    done = Signal(object)
+    error = Signal(object, str)      # exception, formatted traceback
+    progress = Signal(str, int, int)
+
+
+class Task(QRunnable):
+    def __init__(self, fn: Callable, args: tuple, kwargs: dict):
+        super().__init__()
+        self.setAutoDelete(False)
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.signals = _Signals()
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Ask politely: callbacks are dropped; the function itself runs to its end."""
+        self.cancelled = True
+
+    def run(self) -> None:
+        try:
+            result = self.fn(*self.args, **self.kwargs)
+        except BaseException as e:  # noqa: BLE001 - reported to the GUI, never swallowed
+            if not self.cancelled:
+                self.signals.error.emit(e, traceback.format_exc())
+        else:
+            if not self.cancelled:
+                self.signals.done.emit(result)
+
+
+def _accepts_progress(fn: Callable) -> bool:
+    try:
+        return "progress" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def run_task(fn: Callable, *args: Any, on_done: Callable | None = None,
+             on_error: Callable | None = None, on_progress: Callable | None = None,
+             **kwargs: Any) -> Task:
+    task = Task(fn, args, kwargs)
+    if _accepts_progress(fn) and "progress" not in kwargs:
+        task.kwargs["progress"] = lambda stage, done, total: task.signals.progress.emit(stage, done, total)
+    if on_done:
+        task.signals.done.connect(on_done)
+    if on_error:
+        task.signals.error.connect(on_error)
+    if on_progress:
+        task.signals.progress.connect(on_progress)
+    task.signals.done.connect(lambda *_: _live.discard(task))
+    task.signals.error.connect(lambda *_: _live.discard(task))
+    _live.add(task)
+    QThreadPool.globalInstance().start(task)
+    return task
+
+
+def wait_all(msecs: int = 30000) -> bool:
+    """For tests and shutdown: wait for every running task."""
+    return QThreadPool.globalInstance().waitForDone(msecs)
