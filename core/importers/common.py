@@ -1,0 +1,250 @@
+"""Pieces every importer shares: reading files safely, collecting bad lines,
+resolving image paths without leaving the folder the user chose, cleaning HTML.
+"""
+from __future__ import annotations
+
+import gzip
+import html
+import math
+import os
+import re
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from core.errors import InputError
+from core.workspace import Item
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp")
+TS_MIN, TS_MAX = -(2 ** 63), 2 ** 63 - 1  # SQLite INTEGER range
+
+
+@dataclass
+class Parsed:
+    """What a format parser hands to the shared processing step."""
+    rows: list[tuple[str, str, int]] = field(default_factory=list)   # file order
+    items: dict[str, Item] = field(default_factory=dict)
+    tags: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    image_urls: dict[str, str] = field(default_factory=dict)         # item -> first URL
+    skipped: list[str] = field(default_factory=list)
+    has_interactions: bool = True
+    image_folder: tuple | None = None    # (folder, image_index(folder)): images named by item id
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+class BadLines:
+    """Raise the first bad line, or (skip_bad_lines) record it and go on."""
+
+    def __init__(self, skip: bool, out: list[str]):
+        self.skip, self.out = skip, out
+
+    def __call__(self, err: InputError) -> None:
+        if not self.skip:
+            raise err
+        self.out.append(str(err))
+
+
+# ---- reading ---------------------------------------------------------------
+def check_file(path) -> Path:
+    if path is None or str(path) == "":
+        raise InputError("no file given")
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path)
+    if path.is_dir():
+        raise InputError("is a folder, expected a file", path)
+    return path
+
+
+def check_folder(path) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError("folder not found" if not path.exists() else "expected a folder", path)
+    return path.resolve()
+
+
+def read_bytes(path) -> bytes:
+    """Whole file; gzip (by magic number) is decompressed. Truncation is an InputError."""
+    path = check_file(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror or e}", path) from e
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except EOFError as e:
+            raise InputError("truncated gzip file (download it again)", path) from e
+        except (OSError, zlib.error) as e:
+            raise InputError(f"corrupt gzip file: {e}", path) from e
+    return data
+
+
+def _decode_error(path, data: bytes, e: UnicodeDecodeError, encoding: str) -> InputError:
+    line = data.count(b"\n", 0, e.start) + 1
+    return InputError(f"cannot decode as {encoding} ({e.reason} at byte {e.start}); "
+                      f"pass the file's encoding with encoding= (--encoding), e.g. latin-1",
+                      path, line)
+
+
+def read_lines(path, encoding: str | None = None) -> list[str]:
+    """All lines of a text file (gzip allowed), without line ends; an empty file is an error.
+
+    Splits on '\\n' only (str.splitlines would also split on form feeds and the
+    like, which would shift line numbers inside data fields).
+    """
+    encoding = encoding or "utf-8"
+    data = read_bytes(path)
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise _decode_error(path, data, e, encoding) from None
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r}", path) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.replace("\r\n", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not any(line.strip() for line in lines):
+        raise InputError("file is empty", path)
+    return lines
+
+
+def iter_lines(path, encoding: str | None = None) -> Iterator[tuple[int, str]]:
+    """(line number, text) one line at a time, for big JSON-lines files (gzip allowed).
+    Blank lines are left out; a file without any line is an error."""
+    encoding = encoding or "utf-8"
+    path = check_file(path)
+    try:
+        "".encode(encoding)
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r}", path) from None
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    n = 0
+    seen = False
+    try:
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+            for n, raw in enumerate(f, 1):
+                try:
+                    text = raw.decode(encoding)
+                except UnicodeDecodeError as e:
+                    raise InputError(f"cannot decode as {encoding} ({e.reason}); pass the file's "
+                                     f"encoding with encoding= (--encoding)", path, n) from None
+                if n == 1 and text.startswith("\ufeff"):
+                    text = text[1:]
+                text = text.rstrip("\r\n")
+                if text.strip():
+                    seen = True
+                    yield n, text
+    except EOFError as e:
+        raise InputError(f"truncated gzip file after line {n} (download it again)", path) from e
+    except (gzip.BadGzipFile, zlib.error) as e:
+        raise InputError(f"corrupt gzip file after line {n}: {e}", path) from e
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror or e}", path) from e
+    if not seen:
+        raise InputError("file is empty", path)
+
+
+# ---- values ----------------------------------------------------------------
+def to_ts(text, path, line) -> int:
+    """An integer Unix time within SQLite's range."""
+    try:
+        v = int(text)
+    except (ValueError, TypeError):
+        raise InputError(f"timestamp {str(text)[:40]!r} is not an integer", path, line) from None
+    if not TS_MIN <= v <= TS_MAX:
+        raise InputError("timestamp out of range", path, line)
+    return v
+
+
+def need_id(text: str, what: str, path, line) -> str:
+    text = text.strip()
+    if not text:
+        raise InputError(f"empty {what}", path, line)
+    return text
+
+
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+
+
+def clean_html(text: str) -> str:
+    """Catalog text often carries HTML: strip tags, decode entities, tidy spaces."""
+    text = _TAG.sub(" ", text)
+    text = _TAG.sub(" ", html.unescape(text))   # entities that encoded tags
+    return _SPACE.sub(" ", text).strip()
+
+
+def parse_tags(text: str, path, line) -> list[tuple[str, float]]:
+    """'word:score|word:score' or 'word|word' (score 1.0). A part whose text after
+    the last ':' is not a number is a word with a colon in it."""
+    out = []
+    for part in text.split("|"):
+        part = part.strip()
+        if not part:
+            continue
+        word, score = part, 1.0
+        if ":" in part:
+            head, tail = part.rsplit(":", 1)
+            try:
+                score = float(tail)
+            except ValueError:
+                pass
+            else:
+                word = head.strip()
+                if not math.isfinite(score):
+                    raise InputError(f"tag {part[:40]!r} has a score that is not finite", path, line)
+        if not word:
+            raise InputError(f"tag {part[:40]!r} has no word", path, line)
+        out.append((word, score))
+    return out
+
+
+# ---- images ----------------------------------------------------------------
+def inside(root: Path, value: str, path, line, item: str | None = None) -> str | None:
+    """Absolute path of an image named in a data file, or None when the file is missing.
+
+    `root` is the resolved folder the user chose; '..', absolute paths elsewhere
+    and symlinks that lead outside it are refused, so a data file cannot make the
+    app read (and show, or hand to CLIP) arbitrary files.
+    """
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        p = Path(value)
+        p = (p if p.is_absolute() else root / p).resolve()
+    except (OSError, RuntimeError, ValueError) as e:
+        raise InputError(f"bad image path {value[:80]!r}: {e}", path, line, item) from None
+    if not p.is_relative_to(root):
+        raise InputError(f"image path {value[:80]!r} leads outside the image folder {root}",
+                         path, line, item)
+    try:
+        return str(p) if p.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def image_index(folder: Path) -> dict[str, str]:
+    """stem -> file name for the image files of a folder (listed once; .jpg first)."""
+    rank = {ext: k for k, ext in enumerate(IMAGE_EXTS)}
+    best: dict[str, tuple[int, str]] = {}
+    with os.scandir(folder) as it:
+        for entry in it:
+            stem, ext = os.path.splitext(entry.name)
+            k = rank.get(ext.lower())
+            if k is not None and (stem not in best or k < best[stem][0]):
+                best[stem] = (k, entry.name)
+    return {stem: name for stem, (_, name) in best.items()}
+
+
+def folder_image(folder: Path, index: dict[str, str], item_id: str) -> str | None:
+    """The image of an item in a folder of <id>.<ext> files; symlinks leading out are refused."""
+    name = index.get(item_id)
+    if name is None:
+        return None
+    return inside(folder, name, folder / name, None, item_id)
