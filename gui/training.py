@@ -1,0 +1,615 @@
+"""Background training: runs the `msm4sr` command line in a QProcess and plots its
+JSON progress lines live.
+
+The process is the same command a user would type (shown in the panel), so a run
+started here can be resumed from a terminal and the other way round. Pause and
+resume are SIGSTOP/SIGCONT; Cancel is SIGTERM, on which the trainer saves a
+resumable checkpoint before it exits.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
+                               QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter,
+                               QVBoxLayout, QWidget)
+
+from gui.model_calls import load_recommender
+from gui.workers import run_task
+
+REPO = Path(__file__).resolve().parents[1]
+
+STAGES = [("Pre-train + fine-tune", "train"), ("Pre-train only", "pretrain"),
+          ("Fine-tune only", "finetune")]
+# label -> (--model, [--set overrides]); the names are core/config.py's fields
+MODELS = [
+    ("MSM4SR", "msm4sr", []),
+    ("SASRec (IDs only)", "sasrec", []),
+    ("MSM4SR without mixup", "msm4sr", ["mixup=false"]),
+    ("MSM4SR without CMCL", "msm4sr", ["cmcl=false"]),
+    ("MSM4SR without NIP", "msm4sr", ["nip=false"]),
+    ("MSM4SR without pre-training", "msm4sr", ["pretrain=false"]),
+    ("MSM4SR text only", "msm4sr", ["modalities=text"]),
+    ("MSM4SR image only", "msm4sr", ["modalities=image"]),
+]
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+STDERR_LINES = 40
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+
+
+def _defaults() -> dict:
+    try:
+        from core.config import Config
+        return Config().to_dict()
+    except Exception:  # noqa: BLE001 - the form still works with its own defaults
+        return {}
+
+
+def fmt_seconds(s) -> str:
+    if s is None:
+        return "?"
+    s = int(max(0, s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+class TrainingPanel(QWidget):
+    runStarted = Signal(list)           # the argument list
+    runFinished = Signal(str, str)      # outcome ('done'|'cancelled'|'error'), checkpoint path or message
+    modelLoaded = Signal(str)
+
+    IDLE, RUNNING, PAUSED, STOPPING = "idle", "running", "paused", "stopping"
+
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.state = self.IDLE
+        self.extra_sets: list[str] = []         # more `key=value` overrides (tests, power users)
+        self.last_run: str | None = None        # the run "Resume last run" continues
+        self.cli_module = "core.cli"
+        self.max_handler_ms = 0.0               # longest GUI-thread CPU time spent on the run's output
+        self.proc: QProcess | None = None
+        self.events: list[dict] = []
+        self.checkpoint: str | None = None      # from the last done/cancelled/checkpoint event
+        self.outcome: str | None = None
+        self.error_text: str | None = None
+        self._buf = b""
+        self._stderr: deque[str] = deque(maxlen=STDERR_LINES)
+        self._loss: dict[str, tuple[list, list]] = {}   # curve name -> (xs, ys)
+        self._metric: dict[str, tuple[list, list]] = {}
+        self._curves: dict[str, pg.PlotDataItem] = {}
+        self._drawn: dict[str, int] = {}                # curve -> points drawn
+        self._steps: dict[str, int] = {}                # steps seen (plot x)
+        self._epochs_seen = 0
+        self._dirty = False
+        self._kill_timer = QTimer(self, singleShot=True, interval=60_000)
+        self._kill_timer.timeout.connect(self._kill)
+        self._plot_timer = QTimer(self, interval=150)   # redraw at most ~7 times a second
+        self._plot_timer.timeout.connect(self._redraw)
+        self._build_ui()
+        session.workspaceChanged.connect(self._workspace_changed)
+        self._update_buttons()
+
+    # ---- layout ------------------------------------------------------------
+    def _build_ui(self) -> None:
+        d = _defaults()
+        self.stage_box = QComboBox()
+        for label, cmd in STAGES:
+            self.stage_box.addItem(label, cmd)
+        self.model_box = QComboBox()
+        for label, model, sets in MODELS:
+            self.model_box.addItem(label, (model, sets))
+        self.pre_epochs = QSpinBox(minimum=1, maximum=10_000, value=d.get("pretrain_epochs", 20))
+        self.ft_epochs = QSpinBox(minimum=1, maximum=10_000, value=d.get("finetune_epochs", 200))
+        self.pre_batch = QSpinBox(minimum=1, maximum=65_536, value=d.get("pretrain_batch", 1024))
+        self.ft_batch = QSpinBox(minimum=1, maximum=65_536, value=d.get("finetune_batch", 256))
+        self.pre_lr = _lr_box(d.get("pretrain_lr", 1e-3))
+        self.ft_lr = _lr_box(d.get("finetune_lr", 1e-4))
+        self.hidden = QSpinBox(minimum=8, maximum=4096, singleStep=8, value=d.get("hidden", 64))
+        self.max_len = QSpinBox(minimum=2, maximum=1000, value=d.get("max_len", 50))
+        self.device_box = QComboBox()
+        self.device_box.addItems(DEVICES)
+        self.run_name = QLineEdit(placeholderText="automatic")
+        self.from_ckpt = QLineEdit(placeholderText="latest pre-trained checkpoint")
+        browse = QPushButton("…", maximumWidth=28)
+        browse.clicked.connect(self._browse_from)
+        from_row = QHBoxLayout()
+        from_row.setContentsMargins(0, 0, 0, 0)
+        from_row.addWidget(self.from_ckpt, 1)
+        from_row.addWidget(browse)
+        self.resume = QCheckBox("Resume last run")
+        self.resume.setToolTip("Continue the last (cancelled or interrupted) run from its checkpoint")
+
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Stage", self.stage_box)
+        form.addRow("Model", self.model_box)
+        form.addRow("Pre-train epochs", self.pre_epochs)
+        form.addRow("Fine-tune epochs", self.ft_epochs)
+        form.addRow("Pre-train batch", self.pre_batch)
+        form.addRow("Fine-tune batch", self.ft_batch)
+        form.addRow("Pre-train LR", self.pre_lr)
+        form.addRow("Fine-tune LR", self.ft_lr)
+        form.addRow("Hidden size", self.hidden)
+        form.addRow("Max length", self.max_len)
+        form.addRow("Device", self.device_box)
+        form.addRow("Run name", self.run_name)
+        form.addRow("Fine-tune from", from_row)
+        form.addRow("", self.resume)
+        settings = QGroupBox("Settings")
+        settings.setLayout(form)
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setWidget(settings)
+        scroll.setMinimumWidth(260)
+
+        self.start_btn = QPushButton("Start")
+        self.pause_btn = QPushButton("Pause")
+        self.cancel_btn = QPushButton("Cancel")
+        self.load_btn = QPushButton("Load new model")
+        self.load_btn.hide()
+        self.start_btn.clicked.connect(self.start)
+        self.pause_btn.clicked.connect(self.toggle_pause)
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.load_btn.clicked.connect(self.load_new_model)
+        buttons = QHBoxLayout()
+        for b in (self.start_btn, self.pause_btn, self.cancel_btn, self.load_btn):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+
+        self.progress = QProgressBar(minimum=0, maximum=1000, value=0, textVisible=True)
+        self.progress.setFormat("idle")
+        self.status = QLabel("Idle.", wordWrap=True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # room for two wrapped lines: the splitter above does not pass height-for-width down
+        self.status.setMinimumHeight(self.status.fontMetrics().lineSpacing() * 2 + 4)
+        self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.command_line = QLineEdit(readOnly=True)
+        self.command_line.setFont(QFont("monospace"))
+        self.command_line.setToolTip("The same run from a terminal")
+
+        pg.setConfigOptions(antialias=True)
+        self.loss_plot = pg.PlotWidget(title="Loss per step")
+        self.loss_plot.setBackground("w")
+        self.loss_plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 200), labelTextColor="#333")
+        self.loss_plot.setLabel("bottom", "step")
+        self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.metric_plot = pg.PlotWidget(title="Validation per epoch")
+        self.metric_plot.setBackground("w")
+        self.metric_plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 200), labelTextColor="#333")
+        self.metric_plot.setLabel("bottom", "epoch")
+        self.metric_plot.showGrid(x=True, y=True, alpha=0.2)
+        plots = QSplitter(Qt.Orientation.Horizontal)
+        plots.addWidget(self.loss_plot)
+        plots.addWidget(self.metric_plot)
+
+        self.log = QPlainTextEdit(readOnly=True, maximumBlockCount=500)
+        self.log.setFont(QFont("monospace"))
+        self.log.setMaximumHeight(90)
+
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addLayout(buttons)
+        rl.addWidget(self.progress)
+        rl.addWidget(self.status)
+        rl.addWidget(plots, 1)
+        rl.addWidget(self.command_line)
+        rl.addWidget(self.log)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(scroll)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(split)
+
+        self.stage_box.currentIndexChanged.connect(self._form_changed)
+        self.model_box.currentIndexChanged.connect(self._form_changed)
+        self._form_changed()
+
+    def _form_changed(self, *_) -> None:
+        cmd = self.stage_box.currentData()
+        model, sets = self.model_box.currentData()
+        pre = model == "msm4sr" and cmd in ("train", "pretrain") and "pretrain=false" not in sets
+        ft = cmd in ("train", "finetune") or model == "sasrec"
+        for w in (self.pre_epochs, self.pre_batch, self.pre_lr):
+            w.setEnabled(pre)
+        for w in (self.ft_epochs, self.ft_batch, self.ft_lr):
+            w.setEnabled(ft)
+        self.from_ckpt.setEnabled(cmd == "finetune" and model == "msm4sr")
+        self.stage_box.setEnabled(model == "msm4sr")
+
+    def _browse_from(self) -> None:
+        start = str(self.session.ws_path / "runs") if self.session.ws_path else ""
+        path = QFileDialog.getExistingDirectory(self, "Pre-trained checkpoint", start)
+        if path:
+            self.from_ckpt.setText(path)
+
+    # ---- the command line ----------------------------------------------------
+    def arguments(self) -> list[str]:
+        """`python -m core.cli ...` arguments for the form's settings."""
+        ws = str(Path(self.session.ws_path).resolve())
+        cmd = self.stage_box.currentData()
+        model, sets = self.model_box.currentData()
+        if model == "sasrec":
+            cmd = "train"
+        args = [cmd, ws, "--progress-json", "--model", model]
+        sets = list(sets)
+        if self.pre_epochs.isEnabled():
+            sets += [f"pretrain_epochs={self.pre_epochs.value()}", f"pretrain_batch={self.pre_batch.value()}",
+                     f"pretrain_lr={self.pre_lr.value():g}"]
+        if self.ft_epochs.isEnabled():
+            lr_key = "sasrec_lr" if model == "sasrec" else "finetune_lr"
+            sets += [f"finetune_epochs={self.ft_epochs.value()}", f"finetune_batch={self.ft_batch.value()}",
+                     f"{lr_key}={self.ft_lr.value():g}"]
+        sets += [f"hidden={self.hidden.value()}", f"max_len={self.max_len.value()}",
+                 f"device={self.device_box.currentText()}"]
+        sets += self.extra_sets
+        for s in sets:
+            args += ["--set", s]
+        run = self.run_name.text().strip()
+        if not run and self.resume.isChecked():
+            run = self.last_run or latest_run(Path(ws) / "runs") or ""
+        if run:
+            args += ["--run", run]
+        if cmd == "finetune" and self.from_ckpt.isEnabled() and self.from_ckpt.text().strip():
+            args += ["--from", self.from_ckpt.text().strip()]
+        if self.resume.isChecked():
+            args.append("--resume")
+        return args
+
+    # ---- running -------------------------------------------------------------
+    def start(self) -> bool:
+        if self.state != self.IDLE:
+            return False
+        if self.session.ws_path is None:
+            self.session.warn("Open a workspace before training.")
+            return False
+        self._reset_run()
+        args = ["-m", self.cli_module] + self.arguments()
+        self.command_line.setText("msm4sr " + shlex.join(args[2:]))
+        self.command_line.setCursorPosition(0)
+        proc = QProcess(self)
+        env = QProcessEnvironment.systemEnvironment()
+        env.insert("PYTHONUNBUFFERED", "1")   # one JSON line as soon as it is printed
+        path = env.value("PYTHONPATH", "")
+        env.insert("PYTHONPATH", str(REPO) + (os.pathsep + path if path else ""))
+        proc.setProcessEnvironment(env)
+        proc.setWorkingDirectory(str(REPO))
+        proc.readyReadStandardOutput.connect(self._read_stdout)
+        proc.readyReadStandardError.connect(self._read_stderr)
+        proc.finished.connect(self._finished)
+        proc.errorOccurred.connect(self._proc_error)
+        self.proc = proc
+        self._set_state(self.RUNNING)
+        self.status.setText("Starting…")
+        self.progress.setFormat("starting…")
+        self._t_start = time.monotonic()
+        proc.start(sys.executable, args)
+        self._plot_timer.start()
+        self.runStarted.emit(args)
+        return True
+
+    def toggle_pause(self) -> None:
+        if self.proc is None or self.state not in (self.RUNNING, self.PAUSED):
+            return
+        pid = int(self.proc.processId())
+        if pid <= 0:
+            return
+        if self.state == self.RUNNING:
+            os.kill(pid, signal.SIGSTOP)
+            self._set_state(self.PAUSED)
+            self.status.setText("Paused. Resume to continue from where it stopped.")
+        else:
+            os.kill(pid, signal.SIGCONT)
+            self._set_state(self.RUNNING)
+            self.status.setText("Running…")
+
+    def cancel(self) -> None:
+        """SIGTERM: the trainer saves a resumable checkpoint and exits."""
+        if self.proc is None or self.state not in (self.RUNNING, self.PAUSED):
+            return
+        pid = int(self.proc.processId())
+        was_paused = self.state == self.PAUSED
+        self._set_state(self.STOPPING)
+        self.status.setText("Stopping: saving a resumable checkpoint…")
+        self.proc.terminate()
+        if was_paused and pid > 0:
+            os.kill(pid, signal.SIGCONT)      # a stopped process cannot handle SIGTERM
+        self._kill_timer.start()
+
+    def shutdown(self, wait_ms: int = 5000) -> None:
+        """For the main window's close: stop a run (it keeps a resumable checkpoint)."""
+        if self.proc is not None and self.state != self.IDLE:
+            self.cancel()
+            if not self.proc.waitForFinished(wait_ms):
+                self.proc.kill()
+                self.proc.waitForFinished(1000)
+
+    def _kill(self) -> None:
+        if self.proc is not None and self.state == self.STOPPING:
+            self._stderr.append("msm4sr did not stop within 60 s of SIGTERM; killed")
+            self.proc.kill()
+
+    # ---- reading the process -----------------------------------------------
+    def _timed(self, fn) -> None:
+        # CPU time of this thread, not wall time: on a busy machine the wall clock also
+        # counts the time the OS gave to other processes (the trainer among them)
+        t = time.thread_time()
+        fn()
+        self.max_handler_ms = max(self.max_handler_ms, (time.thread_time() - t) * 1000)
+
+    def _read_stdout(self) -> None:
+        self._timed(self._read_stdout_now)
+
+    def _read_stdout_now(self) -> None:
+        self._buf += bytes(self.proc.readAllStandardOutput())
+        *lines, self._buf = self._buf.split(b"\n")   # keep a partial last line for later
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").strip()
+            if not line:
+                continue
+            try:
+                ev = json.loads(line)
+            except json.JSONDecodeError:
+                self.log.appendPlainText(line)       # plain output: shown, not parsed
+                continue
+            if isinstance(ev, dict):
+                self._event(ev)
+
+    def _read_stderr(self) -> None:
+        text = bytes(self.proc.readAllStandardError()).decode("utf-8", "replace")
+        for line in text.splitlines():
+            if line.strip():
+                self._stderr.append(line.rstrip())
+
+    def _event(self, ev: dict) -> None:
+        self.events.append(ev)
+        kind = ev.get("event")
+        if kind == "step":
+            stage = str(ev.get("stage", ""))
+            n = self._steps["all"] = self._steps.get("all", 0) + 1   # one x axis across stages
+            losses = dict(ev.get("losses") or {})
+            if not losses and ev.get("loss") is not None:
+                losses = {"loss": ev["loss"]}
+            for name, v in losses.items():
+                if v is not None:
+                    xs, ys = self._loss.setdefault(f"{stage} {name}", ([], []))
+                    xs.append(n)
+                    ys.append(float(v))
+            self._dirty = True
+            step, steps = ev.get("step"), ev.get("steps")
+            if steps:
+                self.progress.setValue(int(1000 * min(1.0, float(step) / float(steps))))
+                self.progress.setFormat(f"{stage} epoch {ev.get('epoch')} · step {step}/{steps}")
+            rate = ev.get("items_per_s")
+            self.status.setText(
+                f"{'Paused' if self.state == self.PAUSED else 'Running'}: {stage}, epoch {ev.get('epoch')}, "
+                f"loss {float(ev.get('loss', float('nan'))):.4f}"
+                + (f", {rate:.0f} items/s" if rate else "")
+                + f", ETA {fmt_seconds(ev.get('eta_s'))}")
+        elif kind == "epoch":
+            stage = str(ev.get("stage", ""))
+            for name, v in (ev.get("valid") or {}).items():
+                if v is not None:
+                    xs, ys = self._metric.setdefault(f"{stage} {name}", ([], []))
+                    xs.append(self._epochs_seen + 1)
+                    ys.append(float(v))
+            self._epochs_seen += 1
+            self._dirty = True
+            valid = ", ".join(f"{k} {v:.4f}" for k, v in (ev.get("valid") or {}).items() if v is not None)
+            self.log.appendPlainText(f"{stage} epoch {ev.get('epoch')}: {valid or 'no validation'}"
+                                     f" ({fmt_seconds(ev.get('seconds'))})")
+        elif kind == "checkpoint":
+            self.checkpoint = ev.get("path") or self.checkpoint
+        elif kind == "done":
+            self.outcome = "done"
+            self.checkpoint = ev.get("checkpoint") or self.checkpoint
+            self.final_metrics = ev.get("metrics") or {}
+            self.log.appendPlainText(f"done: {summary(self.final_metrics)}")
+        elif kind == "cancelled":
+            self.outcome = "cancelled"
+            self.checkpoint = ev.get("checkpoint") or self.checkpoint
+            self.log.appendPlainText(f"cancelled: resumable state in {self._rel(self.checkpoint)}")
+        elif kind == "error":
+            self.outcome = "error"
+            self.error_text = str(ev.get("message", "unknown error"))
+        elif kind == "start":
+            self.last_run = ev.get("run") or self.last_run
+            self.status.setText("Running…")
+            self.log.appendPlainText("started" + (f": run {ev['run']}" if ev.get("run") else ""))
+
+    def _redraw(self) -> None:
+        self._timed(self._redraw_now)
+
+    def _redraw_now(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        for store, plot, prefix in ((self._loss, self.loss_plot, "loss:"),
+                                    (self._metric, self.metric_plot, "metric:")):
+            for name, (xs, ys) in store.items():
+                key = prefix + name
+                curve = self._curves.get(key)
+                if curve is None:
+                    color = COLORS[len([k for k in self._curves if k.startswith(prefix)]) % len(COLORS)]
+                    sym = "o" if prefix == "metric:" else None
+                    curve = plot.plot([], [], name=name, pen=pg.mkPen(color, width=1.5),
+                                      symbol=sym, symbolSize=6, symbolBrush=color)
+                    self._curves[key] = curve
+                if self._drawn.get(key) != len(xs):     # only curves that grew
+                    self._drawn[key] = len(xs)
+                    curve.setData(xs, ys)
+
+    def _proc_error(self, err) -> None:
+        if err == QProcess.ProcessError.FailedToStart:
+            self.error_text = f"could not start {sys.executable}: {self.proc.errorString()}"
+            self._end("error")
+
+    def _finished(self, code: int, status) -> None:
+        self._read_stdout()
+        if self._buf.strip():                    # a last line without a newline
+            self._buf += b"\n"
+            self._read_stdout()
+        self._read_stderr()
+        crashed = status == QProcess.ExitStatus.CrashExit
+        if self.outcome == "done" and code == 0:
+            self._end("done")
+        elif self.outcome == "cancelled" or (self.state == self.STOPPING and self.outcome != "error"
+                                             and not crashed and code == 0):
+            self._end("cancelled")
+        else:
+            if not self.error_text:
+                last = self._stderr[-1] if self._stderr else ""
+                last = last.split("error:", 1)[1].strip() if "error:" in last else last
+                how = "the process crashed or was killed" if crashed else f"exit code {code}"
+                self.error_text = f"{last} ({how})" if last else how
+            self._end("error")
+
+    def _end(self, outcome: str) -> None:
+        if self.state == self.IDLE:
+            return
+        self._kill_timer.stop()
+        self._plot_timer.stop()
+        self._dirty = True
+        self._redraw()
+        self.outcome = outcome
+        took = fmt_seconds(time.monotonic() - getattr(self, "_t_start", time.monotonic()))
+        if outcome == "done":
+            self.progress.setValue(1000)
+            self.progress.setFormat("done")
+            self.status.setText(f"Finished in {took}: {summary(self.final_metrics)}. "
+                                f"New model: {self._rel(self.checkpoint)}")
+            self.load_btn.setVisible(bool(self.checkpoint))
+            self.session.info("Training finished. Use “Load new model” in the Training panel to use it.")
+            detail = self.checkpoint or ""
+        elif outcome == "cancelled":
+            self.progress.setFormat("cancelled")
+            where = self._rel(self.checkpoint) if self.checkpoint else "the run folder"
+            self.status.setText(f"Cancelled after {took}. Resumable checkpoint: {where} "
+                                "(tick “Resume last run” to continue).")
+            self.session.info("Training cancelled; a resumable checkpoint was kept.")
+            detail = self.checkpoint or ""
+        else:
+            tail = "\n".join(self._stderr)
+            self.progress.setFormat("failed")
+            self.status.setText(f"<b style='color:#c00'>Training failed:</b> {_html(self.error_text)}")
+            if tail:
+                self.log.appendPlainText("--- stderr (last lines) ---\n" + tail)
+            self.session.error(f"Training failed: {self.error_text}")
+            detail = self.error_text or ""
+        self.proc = None
+        self._set_state(self.IDLE)
+        self.runFinished.emit(outcome, detail)
+
+    def _rel(self, path) -> str:
+        """A path inside the workspace, shown relative to it (short enough to read)."""
+        try:
+            return str(Path(path).relative_to(Path(self.session.ws_path).resolve()))
+        except (TypeError, ValueError):
+            return str(path)
+
+    def _reset_run(self) -> None:
+        self.events, self.checkpoint, self.outcome, self.error_text = [], None, None, None
+        self.final_metrics: dict = {}
+        self._buf = b""
+        self._stderr.clear()
+        self._loss.clear()
+        self._metric.clear()
+        self._steps.clear()
+        self._epochs_seen = 0
+        self.max_handler_ms = 0.0
+        self._curves.clear()
+        self._drawn.clear()
+        self.loss_plot.clear()
+        self.metric_plot.clear()
+        self.log.clear()
+        self.progress.setValue(0)
+        self.load_btn.hide()
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self._update_buttons()
+
+    def _workspace_changed(self) -> None:
+        self.last_run = None
+        self._update_buttons()
+
+    def _update_buttons(self, *_) -> None:
+        idle = self.state == self.IDLE
+        self.start_btn.setEnabled(idle and self.session.ws_path is not None)
+        self.pause_btn.setEnabled(self.state in (self.RUNNING, self.PAUSED))
+        self.pause_btn.setText("Resume" if self.state == self.PAUSED else "Pause")
+        self.cancel_btn.setEnabled(self.state in (self.RUNNING, self.PAUSED))
+        if idle and self.session.ws_path is None:
+            self.status.setText("Open a workspace to train a model on it.")
+
+    # ---- loading the result ------------------------------------------------
+    def load_new_model(self) -> None:
+        if not self.checkpoint or self.session.ws_path is None:
+            return
+        path = self.checkpoint
+        self.load_btn.setEnabled(False)
+        self.status.setText(f"Loading {path}…")
+
+        def done(rec):
+            self.load_btn.setEnabled(True)
+            self.load_btn.hide()
+            self.session.set_recommender(rec, path)
+            self.status.setText(f"Loaded the new model from {path}.")
+            self.session.info(f"Loaded model {path}")
+            self.modelLoaded.emit(path)
+
+        def failed(exc, tb):
+            self.load_btn.setEnabled(True)
+            self.status.setText(f"<b style='color:#c00'>Could not load the new model:</b> {_html(str(exc))}")
+            self.session.error(f"Could not load {path}: {exc}")
+
+        run_task(load_recommender, path, self.session.ws_path, on_done=done, on_error=failed)
+
+
+def summary(metrics: dict, keys=("ndcg@10", "recall@10")) -> str:
+    """'test ndcg@10 0.1234, ...' from flat ('test/ndcg@10') or nested ({'test': {...}}) metrics."""
+    flat = {}
+    for k, v in metrics.items():
+        if isinstance(v, dict):
+            flat.update({f"{k}/{kk}": vv for kk, vv in v.items()})
+        else:
+            flat[k] = v
+    parts = [f"{k.replace('/', ' ')} {v:.4f}" for k, v in flat.items()
+             if isinstance(v, (int, float)) and k.split("/")[-1] in keys and not k.startswith("valid")]
+    return ", ".join(parts) or "no metrics"
+
+
+def latest_run(runs_dir: Path) -> str | None:
+    """The most recently active run folder (by its progress log), for "Resume last run"."""
+    try:
+        runs = [d for d in runs_dir.iterdir() if (d / "config.json").is_file()]
+    except OSError:
+        return None
+    def active(d: Path) -> float:
+        log = d / "progress.jsonl"
+        return (log if log.exists() else d).stat().st_mtime
+    return max(runs, key=active).name if runs else None
+
+
+def _lr_box(value: float) -> QDoubleSpinBox:
+    box = QDoubleSpinBox(decimals=6, minimum=1e-6, maximum=1.0, singleStep=1e-4)
+    box.setValue(float(value))
+    return box
+
+
+def _html(text) -> str:
+    return (str(text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
