@@ -29,9 +29,12 @@ class Session(QObject):
         if self.ws is not None:
             self.ws.close()
         self.ws, self.ws_path = ws, Path(path)
-        self.sequence, self.selected = [], None
+        self.selected = None
+        # Clear first, so a workspaceChanged handler may set a new sequence or model.
+        self.set_sequence([])
+        if self.recommender is not None:
+            self.set_recommender(None)   # a model belongs to the workspace it was loaded for
         self.workspaceChanged.emit()
-        self.sequenceChanged.emit([])
 
     def set_sequence(self, item_ids: list[str]) -> None:
         if list(item_ids) != self.sequence:

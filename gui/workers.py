@@ -74,3 +74,26 @@ def run_task(fn: Callable, *args: Any, on_done: Callable | None = None,
 def wait_all(msecs: int = 30000) -> bool:
     """For tests and shutdown: wait for every running task."""
     return QThreadPool.globalInstance().waitForDone(msecs)
+
+
+def guarded(owner, fn: Callable) -> Callable:
+    """`fn`, but a no-op once the QObject `owner` is deleted.
+
+    Worker results arrive later through lambdas that Qt cannot tie to a receiver;
+    a panel closed (or a test finished) meanwhile must not be touched.
+    """
+    import shiboken6
+
+    def call(*args):
+        if shiboken6.isValid(owner):
+            return fn(*args)
+    return call
+
+
+def run_for(owner, fn: Callable, *args: Any, on_done: Callable | None = None,
+            on_error: Callable | None = None, on_progress: Callable | None = None,
+            **kwargs: Any) -> Task:
+    """`run_task` whose callbacks are dropped once `owner` is deleted."""
+    wrap = lambda cb: guarded(owner, cb) if cb is not None else None  # noqa: E731
+    return run_task(fn, *args, on_done=wrap(on_done), on_error=wrap(on_error),
+                    on_progress=wrap(on_progress), **kwargs)

@@ -1,0 +1,505 @@
+"""MSM4SR Studio main window and the `msm4sr-studio` entry point.
+
+The window is shown first; the demo workspace (when no workspace is given) and
+the model are prepared afterwards on workers, so launch feels instant even
+though torch takes seconds to import.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
+                               QMessageBox, QProgressBar, QVBoxLayout, QWidget)
+
+from gui.catalog import CatalogPanel
+from gui.inspector import InspectorPanel
+from gui.sequence import SequencePanel
+from gui.settings import Settings
+from gui.state import Session
+from gui.workers import run_for
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_MODEL = REPO / "trained_models" / "demo"
+
+
+# Panels whose modules import pyqtgraph (about 2 s): imported on a worker once the window is up.
+LAZY_PANELS = (("Attention", "attention", "AttentionPanel"), ("Training", "training", "TrainingPanel"))
+
+
+def _note(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setAlignment(Qt.AlignCenter)
+    label.setStyleSheet("color: #9ca3af;")
+    return label
+
+
+def _panel(module: str, cls: str, session, parent):
+    """H4b's live panels; a note in their place only when one is missing or broken in a checkout."""
+    try:
+        mod = importlib.import_module(f"gui.{module}")
+        return getattr(mod, cls)(session, parent)
+    except Exception as e:  # noqa: BLE001 - one broken panel must not stop the app
+        traceback.print_exc()
+        return _note(f"{cls} not available:\n{e}")
+
+
+def import_modules(names: list[str]) -> list[str]:
+    """Worker: import modules so that building their widgets later is quick."""
+    for name in names:
+        importlib.import_module(name)
+    return names
+
+
+def newest_model(ws_path) -> Path | None:
+    """The most recently written checkpoint folder under WS/models (manifest.json inside)."""
+    found = sorted((p.stat().st_mtime, p.parent) for p in Path(ws_path, "models").glob("*/manifest.json"))
+    return found[-1][1] if found else None
+
+
+def is_demo(ws) -> bool:
+    """The demo workspace carries meta "demo" (core.demo writes it when it builds the demo)."""
+    return bool(ws.get_meta("demo", False))
+
+
+def demo_workspace(progress=None) -> Path:
+    """Worker: build (first time) or find the built-in demo workspace."""
+    try:
+        from core.demo import ensure_demo_workspace
+    except ImportError as e:
+        raise RuntimeError("the built-in demo is not available in this installation "
+                           f"({e}); open a workspace with File > Open workspace…") from None
+    return Path(ensure_demo_workspace(progress=progress))
+
+
+def load_model(ckpt, ws_path, device: str = "auto"):
+    """Worker: open the workspace on this thread and load a checkpoint on the chosen device."""
+    from core.recommend import Recommender
+    from core.workspace import Workspace
+    return Recommender.load(Path(ckpt), Workspace.open(ws_path), device=device or "auto")
+
+
+def model_device(rec) -> str:
+    return str(getattr(rec, "device", "cpu"))
+
+
+class MainWindow(QMainWindow):
+    modelLoaded = Signal(object)     # path of the loaded checkpoint, or None when it failed
+    workspaceOpened = Signal(str)
+    panelsReady = Signal()           # the lazily built panels are in their docks
+
+    def __init__(self, session: Session | None = None, settings: Settings | None = None, parent=None,
+                 remember_layout: bool = True):
+        super().__init__(parent)
+        self.remember_layout = remember_layout      # off for --screenshot: same picture every time
+        self.session = session or Session(self)
+        self.settings = settings or Settings()
+        self.setWindowTitle("MSM4SR Studio")
+        self.resize(1440, 900)
+        self.setDockNestingEnabled(True)
+        # side columns run the full height; attention/training sit under the catalog only
+        self.setCorner(Qt.BottomLeftCorner, Qt.LeftDockWidgetArea)
+        self.setCorner(Qt.BottomRightCorner, Qt.RightDockWidgetArea)
+        self.model_loading = False
+        self._errors: QMessageBox | None = None
+
+        # central: demo banner above the catalog grid
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("QLabel { background: #fef3c7; color: #78350f; padding: 6px 10px;"
+                                  " border-bottom: 1px solid #f59e0b; }")
+        self.banner.setVisible(False)
+        self.catalog = CatalogPanel(self.session, self)
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.banner)
+        lay.addWidget(self.catalog)
+        self.setCentralWidget(central)
+
+        self.inspector = InspectorPanel(self.session, self.settings, self)
+        self.sequence = SequencePanel(self.session, self)
+        self.recommendations = _panel("recommendations", "RecommendationsPanel", self.session, self)
+        self.attention = _note("loading…")
+        self.training = _note("loading…")
+        self.panels_ready = False
+        self._panels_started = False
+        self.docks: dict[str, QDockWidget] = {}
+        # left column reads top to bottom: the sequence, then what comes next;
+        # the inspector on the right; attention and training share the bottom
+        self._dock("Sequence", self.sequence, Qt.LeftDockWidgetArea)
+        self._dock("Recommendations", self.recommendations, Qt.LeftDockWidgetArea)
+        self._dock("Inspector", self.inspector, Qt.RightDockWidgetArea)
+        self._dock("Attention", self.attention, Qt.BottomDockWidgetArea)
+        self._dock("Training", self.training, Qt.BottomDockWidgetArea)
+        self.splitDockWidget(self.docks["Sequence"], self.docks["Recommendations"], Qt.Vertical)
+        self.tabifyDockWidget(self.docks["Attention"], self.docks["Training"])
+        self.docks["Attention"].raise_()
+        self._restored = False
+
+        # status bar: messages on the left, model/device on the right
+        self.message = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.setVisible(False)
+        self.model_label = QLabel("model: none")
+        self.model_label.setStyleSheet("color: #4b5563; padding: 0 6px;")
+        self.statusBar().addWidget(self.message, 1)
+        self.statusBar().addPermanentWidget(self.progress)
+        self.statusBar().addPermanentWidget(self.model_label)
+
+        self._build_menus()
+        self.catalog.appendRequested.connect(self.sequence.append)
+        self.session.message.connect(self.show_message)
+        self.session.workspaceChanged.connect(self._workspace_changed)
+        self.session.modelChanged.connect(self._model_changed)
+        if remember_layout:
+            self._restored = self.settings.restore_window(self)
+
+    # ---- layout ---------------------------------------------------------------
+    def _dock(self, name: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(name, self)
+        dock.setObjectName(f"dock-{name.lower()}")    # saveState() keys docks by object name
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
+                         | QDockWidget.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        self.docks[name] = dock
+        return dock
+
+    def _action(self, menu, text: str, slot, shortcut=None, context=None) -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        if context is not None:
+            act.setShortcutContext(context)
+        act.triggered.connect(slot)
+        menu.addAction(act)
+        return act
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        self.act_open = self._action(m, "&Open workspace…", self.open_workspace_dialog, QKeySequence.Open)
+        self.act_import = self._action(m, "&Import catalog…", self.import_wizard, "Ctrl+I")
+        self.act_models = self._action(m, "&Models…", self.models_dialog, "Ctrl+M")
+        m.addSeparator()
+        self.act_quit = self._action(m, "&Quit", self.close, QKeySequence.Quit)
+
+        m = mb.addMenu("&Sequence")
+        self.act_new_item = self._action(m, "&New item…", self.sequence.new_item_dialog, QKeySequence.New)
+        undo = self.sequence.undo_stack.createUndoAction(self, "&Undo")
+        undo.setShortcut(QKeySequence.Undo)
+        redo = self.sequence.undo_stack.createRedoAction(self, "&Redo")
+        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.Redo])
+        m.addAction(undo)
+        m.addAction(redo)
+        self.act_undo, self.act_redo = undo, redo
+        m.addSeparator()
+        # Delete acts on the sequence only, so the search box keeps its own Delete key
+        self.act_remove = self._action(m, "&Remove selected", self.sequence.remove_selected,
+                                       QKeySequence.Delete, Qt.WidgetWithChildrenShortcut)
+        self.docks["Sequence"].addAction(self.act_remove)
+        self.act_clear = self._action(m, "&Clear", self.sequence.clear)
+        m.addSeparator()
+        self.act_save = self._action(m, "&Save…", self.sequence.save_dialog, QKeySequence.Save)
+        self.act_load = self._action(m, "&Load…", self.sequence.load_dialog, "Ctrl+L")
+
+        m = mb.addMenu("&View")
+        self.act_search = self._action(m, "Find in catalog", self.catalog.focus_search, QKeySequence.Find)
+        m.addSeparator()
+        for dock in self.docks.values():
+            m.addAction(dock.toggleViewAction())
+
+    # ---- messages -----------------------------------------------------------
+    def show_message(self, level: str, text: str) -> None:
+        colour = {"error": "#b91c1c", "warning": "#b45309"}.get(level, "#1f2937")
+        self.message.setStyleSheet(f"color: {colour};")
+        self.message.setText(text)
+        self.message.setToolTip(text)
+        if level == "error":
+            # non-modal: the window stays usable; one box, updated, never a pile of them
+            if self._errors is None:
+                self._errors = QMessageBox(QMessageBox.Warning, "MSM4SR Studio", "", QMessageBox.Ok, self)
+                self._errors.setWindowModality(Qt.NonModal)
+            self._errors.setText(text)
+            self._errors.show()
+
+    def _set_progress(self, stage: str, done: int, total: int) -> None:
+        self.progress.setVisible(True)
+        self.progress.setRange(0, total if total > 0 else 0)
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{stage} %p%")
+
+    # ---- workspace ------------------------------------------------------------
+    def open_workspace(self, path) -> bool:
+        try:
+            self.session.open_workspace(path)
+        except Exception as e:  # noqa: BLE001 - a bad folder is a message, not a crash
+            self.session.error(f"Cannot open {path}: {e}")
+            return False
+        return True
+
+    def open_workspace_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open workspace", self.settings.last_workspace)
+        if path:
+            if self.open_workspace(path):
+                self.load_model(newest_model(path))
+
+    def _workspace_changed(self) -> None:
+        ws = self.session.ws
+        self.settings.last_workspace = str(self.session.ws_path)
+        demo = is_demo(ws)
+        self.banner.setVisible(demo)
+        if demo:
+            self.banner.setText("<b>Demo catalog.</b> The users and their behaviour in this small built-in "
+                                "catalog are simulated, so the recommendations show how the model works, "
+                                "not real tastes. Import your own catalog with File › Import catalog… (Ctrl+I).")
+        counts = ws.counts()
+        self.setWindowTitle(f"MSM4SR Studio — {self.session.ws_path.name}")
+        self.session.info(f"opened {self.session.ws_path} ({counts['items']:,} items, "
+                          f"{counts['users']:,} users, {counts['interactions']:,} interactions)")
+        self.workspaceOpened.emit(str(self.session.ws_path))
+
+    def open_demo(self, model=None) -> None:
+        """Build or find the demo workspace on a worker, then open it (and its model)."""
+        self.session.info("preparing the demo workspace…")
+        run_for(self, demo_workspace, on_progress=self._set_progress,
+                 on_done=lambda p: self._demo_ready(p, model),
+                 on_error=lambda exc, tb: self._demo_failed(exc))
+
+    def _demo_ready(self, path: Path, model=None) -> None:
+        self.progress.setVisible(False)
+        if self.open_workspace(path):
+            if model is None:
+                model = DEMO_MODEL if (DEMO_MODEL / "manifest.json").exists() else newest_model(path)
+            self.load_model(model)
+            ws = self.session.ws
+            if not self.session.sequence and "demo" in ws.sequence_names():
+                self.sequence.set_ids(ws.load_sequence("demo"), "load the demo sequence")
+
+    def _demo_failed(self, exc) -> None:
+        self.progress.setVisible(False)
+        self.session.error(f"Could not prepare the demo: {exc}")
+
+    # ---- model ------------------------------------------------------------------
+    def load_model(self, ckpt) -> None:
+        if ckpt is None or self.session.ws_path is None:
+            self.model_label.setText("model: none (train one or use File › Models…)")
+            return
+        self.model_loading = True
+        self.model_label.setText(f"loading model {Path(ckpt).name}…")
+        ws_path = self.session.ws_path
+        run_for(self, load_model, str(ckpt), str(ws_path), self.settings.device,
+                 on_done=lambda rec: self._model_loaded(ckpt, ws_path, rec),
+                 on_error=lambda exc, tb: self._model_failed(ckpt, exc))
+
+    def _model_loaded(self, ckpt, ws_path, rec) -> None:
+        self.model_loading = False
+        if ws_path != self.session.ws_path:
+            return
+        self.session.set_recommender(rec, ckpt)
+        self.modelLoaded.emit(str(ckpt))
+
+    def _model_failed(self, ckpt, exc) -> None:
+        self.model_loading = False
+        self.model_label.setText("model: failed to load")
+        self.session.error(f"Could not load the model {ckpt}: {exc}")
+        self.modelLoaded.emit(None)
+
+    def _model_changed(self) -> None:
+        rec, path = self.session.recommender, self.session.model_path
+        if rec is None:
+            self.model_label.setText("model: none")
+        else:
+            self.model_label.setText(f"model: {Path(path).name if path else '?'} · {model_device(rec)}")
+
+    # ---- dialogs -------------------------------------------------------------------
+    def import_wizard(self) -> None:
+        from gui.import_wizard import ImportWizard
+        wiz = ImportWizard(self.session, self.settings, self)
+        wiz.imported.connect(lambda p: self.open_workspace(p) and self.load_model(newest_model(p)))
+        wiz.setAttribute(Qt.WA_DeleteOnClose)
+        wiz.open()
+        self.wizard = wiz
+
+    def models_dialog(self) -> None:
+        try:
+            from gui.models_dialog import ModelsDialog
+        except ImportError as e:
+            self.session.error(f"The models dialog is not available: {e}")
+            return
+        dlg = ModelsDialog(self.session, self)
+        dlg.setAttribute(Qt.WA_DeleteOnClose)
+        dlg.open()
+        self.models = dlg
+
+    # ---- life cycle --------------------------------------------------------------
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._panels_started:
+            self._panels_started = True
+            if not self._restored:
+                QTimer.singleShot(0, self, self._default_sizes)
+            mods = [f"gui.{m}" for _, m, _ in LAZY_PANELS]
+            run_for(self, import_modules, mods, on_done=lambda _: self._build_lazy_panels(),
+                    on_error=lambda exc, tb: self._build_lazy_panels())
+
+    def _default_sizes(self) -> None:
+        """First run: give the catalog the middle and the attention maps some height."""
+        h = self.height()
+        self.resizeDocks([self.docks["Sequence"], self.docks["Inspector"]], [320, 330], Qt.Horizontal)
+        self.resizeDocks([self.docks["Sequence"], self.docks["Recommendations"]], [h // 2, h // 2], Qt.Vertical)
+        self.resizeDocks([self.docks["Attention"]], [int(h * 0.36)], Qt.Vertical)
+
+    def _build_lazy_panels(self, k: int = 0) -> None:
+        """On the GUI thread (widgets), one panel per event-loop turn, now that the imports are
+        done (or failed: then a note in the dock says why)."""
+        dock_name, module, cls = LAZY_PANELS[k]
+        panel = _panel(module, cls, self.session, self)
+        old = self.docks[dock_name].widget()
+        self.docks[dock_name].setWidget(panel)
+        old.deleteLater()
+        setattr(self, dock_name.lower(), panel)
+        if k + 1 < len(LAZY_PANELS):
+            QTimer.singleShot(0, self, lambda: self._build_lazy_panels(k + 1))
+        else:
+            self.panels_ready = True
+            self.panelsReady.emit()
+
+    def closeEvent(self, event) -> None:
+        # Stop a training run with SIGTERM so it leaves a resumable checkpoint.
+        shutdown = getattr(self.training, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
+        if self.remember_layout:
+            self.settings.save_window(self)
+        super().closeEvent(event)
+
+
+def install_excepthook(window: MainWindow) -> None:
+    """An unexpected error shows in the window (and still goes to stderr), never a silent dead UI."""
+    previous = sys.excepthook
+
+    def hook(etype, value, tb):
+        try:
+            window.session.error(f"Unexpected error: {etype.__name__}: {value} "
+                                 "(details on the console; please report it)")
+        except Exception:  # noqa: BLE001 - the window itself may be gone
+            pass
+        previous(etype, value, tb)
+
+    sys.excepthook = hook
+
+
+def demo_sequence(ws) -> list[str]:
+    """The saved 'demo' sequence, else the first 5 items of the first user with at least 5."""
+    if "demo" in ws.sequence_names():
+        return ws.load_sequence("demo")
+    row = ws.db.execute("SELECT user FROM interactions GROUP BY user HAVING COUNT(*) >= 5 "
+                        "ORDER BY user LIMIT 1").fetchone()
+    if row is None:
+        return [r[0] for r in ws.db.execute("SELECT id FROM items ORDER BY id LIMIT 5")]
+    return [r[0] for r in ws.db.execute(
+        "SELECT item FROM interactions WHERE user=? ORDER BY ts, pos LIMIT 5", (row[0],))]
+
+
+class Screenshot:
+    """--screenshot: show the demo sequence and its recommendations, save a PNG, quit."""
+
+    def __init__(self, window: MainWindow, path: str, timeout_s: float = 90.0):
+        self.window, self.path = window, Path(path)
+        self.done = False
+        window.workspaceOpened.connect(self._opened)
+        recs = window.recommendations
+        if hasattr(recs, "resultsShown"):
+            recs.resultsShown.connect(lambda *_: QTimer.singleShot(800, self.shoot))
+        window.modelLoaded.connect(lambda p: p is None and QTimer.singleShot(500, self.shoot))
+        QTimer.singleShot(int(timeout_s * 1000), self.shoot)
+
+    def _opened(self, _path) -> None:
+        # after Session.open_workspace has finished announcing the (empty) sequence
+        QTimer.singleShot(0, self._show_demo_sequence)
+
+    def _show_demo_sequence(self) -> None:
+        ws = self.window.session.ws
+        seq = demo_sequence(ws)
+        self.window.session.set_sequence(seq)
+        if seq:
+            self.window.session.select(seq[-1])
+        if self.window.session.recommender is None and not self.window.model_loading:
+            QTimer.singleShot(3000, self.shoot)      # no model to wait for
+
+    def _images_pending(self) -> bool:
+        w = self.window
+        caches = [getattr(p, "thumbs", None) for p in (w.catalog, w.sequence, w.recommendations)]
+        return any(c is not None and not c.idle() for c in caches) or w.inspector.image.text() == "loading image…"
+
+    def shoot(self, tries: int = 0) -> None:
+        if self.done:
+            return
+        if tries < 20 and self._images_pending():      # thumbnails still decoding: wait up to 5 s
+            QTimer.singleShot(250, lambda: self.shoot(tries + 1))
+            return
+        self.done = True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ok = self.window.grab().save(str(self.path))
+        print(f"screenshot {'saved to' if ok else 'FAILED:'} {self.path}", file=sys.stderr)
+        QApplication.instance().exit(0 if ok else 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    t0 = time.perf_counter()
+    parser = argparse.ArgumentParser(prog="msm4sr-studio", description="MSM4SR Studio desktop app")
+    parser.add_argument("workspace", nargs="?", help="workspace folder (default: the built-in demo)")
+    parser.add_argument("--model", help="checkpoint folder to load (default: the newest in WS/models)")
+    parser.add_argument("--screenshot", metavar="FILE",
+                        help="render the window with the demo sequence to FILE (PNG) and exit")
+    parser.add_argument("--timing", action="store_true", help="print launch timings as JSON on stderr")
+    args = parser.parse_args(argv)
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("MSM4SR Studio")
+    app.setOrganizationName("MSM4SR")
+    window = MainWindow(remember_layout=not args.screenshot)
+    install_excepthook(window)
+    if args.screenshot:
+        window.resize(1600, 1000)
+        Screenshot(window, args.screenshot)
+    window.show()
+    shown = time.perf_counter() - t0
+    shown_wall = time.time()
+
+    def start():
+        if args.workspace:
+            if window.open_workspace(args.workspace):
+                window.load_model(args.model or newest_model(args.workspace))
+        else:
+            window.open_demo(args.model)
+    QTimer.singleShot(0, start)
+    if args.timing:
+        print(json.dumps({"launch_to_shown_s": round(shown, 3), "shown_wall": shown_wall}),
+              file=sys.stderr, flush=True)
+    rc = app.exec()
+    from gui.workers import wait_all
+    if not wait_all(5000):
+        # a long job (a feature build) is still running: its writes are atomic, so leave now
+        # rather than keep an invisible process alive until it ends
+        print("msm4sr-studio: background work abandoned at exit", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(rc)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

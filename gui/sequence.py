@@ -1,0 +1,579 @@
+"""Sequence builder: the ordered items a user has seen, edited by drag-and-drop.
+
+Accepts catalog items (application/x-msm4sr-items), reordering by internal drag,
+and image files from the desktop (text/uri-list), which become brand-new items.
+Every edit is a QUndoCommand that calls session.set_sequence, so undo/redo and
+all the other panels stay in step.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QImage, QKeySequence, QPixmap, QUndoCommand, QUndoStack
+from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QInputDialog, QLabel, QLineEdit,
+                               QListView, QPlainTextEdit, QPushButton, QToolButton, QVBoxLayout,
+                               QWidget)
+
+from gui.catalog import MIME_ITEMS, decode_ids, encode_ids
+from gui.thumbnails import ThumbnailCache, decode_image
+from gui.workers import run_for
+
+MIME_ROWS = "application/x-msm4sr-sequence-rows"   # an internal move: {"owner": ..., "rows": [...]}
+MIME_URIS = "text/uri-list"
+MAX_DROPPED_FILES = 20
+
+
+# ---- work done on workers -------------------------------------------------------------
+def check_image(path: str) -> QImage:
+    """Validate an image fully (core's safe loader) and return a preview. Raises with a plain message."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{p.name}: not a file")
+    try:
+        from core.features.images import load_image
+    except ImportError:      # core not there yet: Pillow's own check
+        load_image = None
+    if load_image is not None:
+        load_image(p)
+    else:
+        from PIL import Image
+        try:
+            with Image.open(p) as im:
+                im.verify()
+            with Image.open(p) as im:
+                im.load()
+        except Exception as e:  # noqa: BLE001 - any decoder failure means "not a usable image"
+            raise ValueError(f"{p.name}: not a readable image ({e})") from None
+    return decode_image(str(p), 240, 240)
+
+
+def create_item(ws_path, title: str, text: str, image: str | None):
+    """Copy the image into the workspace (the original may move) and add the item."""
+    from core.workspace import Workspace
+    rel = None
+    if image:
+        src = Path(image)
+        digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
+        dest_dir = Path(ws_path) / "images" / "new"
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        dest = dest_dir / f"{digest}{src.suffix.lower()}"
+        if not dest.exists():
+            shutil.copyfile(src, dest)
+        rel = str(dest.relative_to(ws_path))
+    with Workspace.open(ws_path) as ws:
+        return ws.add_new_item(title.strip(), text.strip(), image=rel)
+
+
+def compute_item_features(ws_path, item_ids: list[str], progress=None) -> str:
+    """Features and keywords for new items; a plain note when the workspace has none to extend."""
+    from core.workspace import Workspace
+    from core.features import build
+    from core.features import store
+    with Workspace.open(ws_path) as ws:
+        if not store.path_for(ws.features_dir, "text").is_file():
+            return "no features built in this workspace yet; the new item gets them with the next build"
+        kw = {"progress": progress} if progress is not None else {}
+        build.add_items(ws, item_ids, **kw)
+    return ""
+
+
+def save_named(ws_path, name: str, ids: list[str]) -> str:
+    from core.workspace import Workspace
+    with Workspace.open(ws_path) as ws:
+        ws.save_sequence(name, ids)
+    return name
+
+
+# ---- undo ------------------------------------------------------------------------------
+class SetSequence(QUndoCommand):
+    """One edit: the whole sequence before and after (sequences are short)."""
+
+    def __init__(self, session, text: str, before: list[str], after: list[str]):
+        super().__init__(text)
+        self.session, self.before, self.after = session, list(before), list(after)
+
+    def redo(self) -> None:
+        self.session.set_sequence(self.after)
+
+    def undo(self) -> None:
+        self.session.set_sequence(self.before)
+
+
+# ---- model and view ---------------------------------------------------------------------
+class SequenceModel(QAbstractListModel):
+    def __init__(self, panel: "SequencePanel"):
+        super().__init__(panel)
+        self.panel = panel
+        self.ids: list[str] = []
+
+    def set_ids(self, ids: list[str]) -> None:
+        self.beginResetModel()
+        self.ids = list(ids)
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.ids)
+
+    def data(self, index, role=Qt.DisplayRole):
+        if not index.isValid() or index.row() >= len(self.ids):
+            return None
+        iid = self.ids[index.row()]
+        if role == Qt.DisplayRole:
+            info = self.panel.info(iid)
+            return f"{index.row() + 1}. {'★ NEW  ' if info['is_new'] else ''}{info['title']}"
+        if role == Qt.DecorationRole:
+            return self.panel.thumbs.get(self.panel.info(iid)["image"])
+        if role == Qt.ToolTipRole:
+            info = self.panel.info(iid)
+            return f"{info['title']}\nid {iid}" + ("\nnew item: not in the training data" if info["is_new"] else "")
+        if role == Qt.UserRole:
+            return iid
+        return None
+
+    def flags(self, index):
+        if not index.isValid():
+            return Qt.ItemIsDropEnabled
+        # items are not drop targets: drops land between rows
+        return Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsDragEnabled
+
+    def supportedDropActions(self):
+        return Qt.CopyAction | Qt.MoveAction
+
+    def supportedDragActions(self):
+        return Qt.MoveAction | Qt.CopyAction
+
+    def mimeTypes(self):
+        return [MIME_ROWS, MIME_ITEMS, MIME_URIS]
+
+    def mimeData(self, indexes):
+        rows = sorted({i.row() for i in indexes if i.isValid()})
+        mime = QMimeData()
+        mime.setData(MIME_ROWS, json.dumps({"owner": id(self), "rows": rows}).encode())
+        mime.setData(MIME_ITEMS, encode_ids([self.ids[r] for r in rows]))
+        return mime
+
+    def canDropMimeData(self, mime, action, row, column, parent):
+        return any(mime.hasFormat(f) for f in (MIME_ROWS, MIME_ITEMS, MIME_URIS))
+
+    def dropMimeData(self, mime, action, row, column, parent):
+        if parent.isValid():          # dropped onto an item: insert before it
+            row = parent.row()
+        if row < 0 or row > len(self.ids):
+            row = len(self.ids)
+        return self.panel.handle_drop(mime, row)
+
+    def removeRows(self, row, count, parent=QModelIndex()):
+        # a finished move drag asks the source to remove what it moved; the drop already did
+        return False
+
+
+class SequenceView(QListView):
+    deletePressed = Signal()
+
+    def keyPressEvent(self, event) -> None:
+        if event.matches(QKeySequence.Delete) or event.key() in (Qt.Key_Delete, Qt.Key_Backspace):
+            self.deletePressed.emit()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def dropEvent(self, event) -> None:
+        super().dropEvent(event)
+        if event.isAccepted():
+            # the model placed everything; never let the drag source delete rows afterwards
+            event.setDropAction(Qt.CopyAction)
+
+
+# ---- the new-item dialog ------------------------------------------------------------------
+class NewItemDialog(QDialog):
+    """Title, text and an optional image (validated on a worker before OK is possible)."""
+
+    def __init__(self, parent=None, image: str | None = None, preview: QImage | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("New item")
+        self.image_path: str | None = None
+        self.preview = QLabel("no image")
+        self.preview.setAlignment(Qt.AlignCenter)
+        self.preview.setFixedSize(QSize(240, 240))
+        self.preview.setStyleSheet("QLabel { background: #eef0f3; border: 1px solid #c8ccd2; }")
+        self.image_note = QLabel("")
+        self.image_note.setWordWrap(True)
+        self.choose = QPushButton("Choose image…")
+        self.choose.clicked.connect(self._choose)
+        self.title = QLineEdit(placeholderText="Title (required)")
+        self.text = QPlainTextEdit(placeholderText="Description (optional): what the item is, its features…")
+        self.text.setMinimumHeight(90)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form = QFormLayout()
+        form.addRow("Title", self.title)
+        form.addRow("Text", self.text)
+        left = QVBoxLayout()
+        left.addWidget(self.preview)
+        left.addWidget(self.choose)
+        left.addWidget(self.image_note)
+        left.addStretch(1)
+        right = QVBoxLayout()
+        right.addLayout(form)
+        right.addWidget(self.buttons)
+        lay = QHBoxLayout(self)
+        lay.addLayout(left)
+        lay.addLayout(right, 1)
+        self._checking = False
+        self.title.textChanged.connect(self._update_ok)
+        if image:
+            self.title.setText(Path(image).stem.replace("_", " ").replace("-", " ").strip().capitalize())
+            if preview is not None:
+                self._set_image(image, preview)
+            else:
+                self.set_image_file(image)
+        self._update_ok()
+
+    def _update_ok(self) -> None:
+        ok = bool(self.title.text().strip()) and not self._checking
+        self.buttons.button(QDialogButtonBox.Ok).setEnabled(ok)
+
+    def _choose(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose an image", "",
+                                              "Images (*.jpg *.jpeg *.png *.webp *.gif *.bmp)")
+        if path:
+            self.set_image_file(path)
+
+    def set_image_file(self, path: str) -> None:
+        self._checking = True
+        self._update_ok()
+        self.image_note.setText("checking the image…")
+        run_for(self, check_image, path, on_done=lambda img: self._set_image(path, img),
+                 on_error=lambda exc, tb: self._bad_image(path, exc))
+
+    def _set_image(self, path: str, image: QImage) -> None:
+        self._checking = False
+        self.image_path = path
+        self.preview.setPixmap(QPixmap.fromImage(image))
+        self.image_note.setText(Path(path).name)
+        self._update_ok()
+
+    def _bad_image(self, path: str, exc: BaseException) -> None:
+        self._checking = False
+        self.image_path = None
+        self.preview.setText("no image")
+        self.image_note.setText(f"<span style='color:#c0392b'>{Path(path).name} cannot be used: "
+                                f"{_plain(exc)}</span>")
+        self._update_ok()
+
+    def values(self) -> tuple[str, str, str | None]:
+        return self.title.text().strip(), self.text.toPlainText().strip(), self.image_path
+
+
+def _plain(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+# ---- the panel --------------------------------------------------------------------------
+class SequencePanel(QWidget):
+    dialogOpened = Signal(object)      # a NewItemDialog was shown (tests accept it programmatically)
+    itemCreated = Signal(str)          # a new item's id, once it is in the workspace and the sequence
+
+    def __init__(self, session, parent=None, thumbs: ThumbnailCache | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.thumbs = thumbs or ThumbnailCache(QSize(30, 42), capacity=500, parent=self)
+        self.undo_stack = QUndoStack(self)
+        self._info: dict[str, dict] = {}
+        self.dialog: NewItemDialog | None = None
+        self._busy = 0                 # item creations / feature builds running
+
+        self.model = SequenceModel(self)
+        self.view = SequenceView()
+        self.view.setModel(self.model)
+        self.view.setIconSize(self.thumbs.size)
+        self.view.setSpacing(1)
+        self.view.setSelectionMode(QAbstractItemView.ExtendedSelection)
+        self.view.setDragDropMode(QAbstractItemView.DragDrop)
+        self.view.setDefaultDropAction(Qt.MoveAction)
+        self.view.setDragEnabled(True)
+        self.view.setAcceptDrops(True)
+        self.view.setDropIndicatorShown(True)
+        self.view.deletePressed.connect(self.remove_selected)
+        self.view.doubleClicked.connect(lambda i: session.select(self.model.ids[i.row()]) if i.isValid() else None)
+        self.view.selectionModel().currentChanged.connect(
+            lambda cur, _prev: session.select(self.model.ids[cur.row()]) if cur.isValid() else None)
+
+        self.hint = QLabel("Drag items here from the catalog, or drop image files to add new items.")
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("color: #6b7280;")
+        self.status = QLabel("")
+        self.status.setStyleSheet("color: #6b7280;")
+        # two short rows of buttons keep the dock narrow
+        buttons = QVBoxLayout()
+        buttons.setSpacing(2)
+        for group in ((("New item…", self.new_item_dialog, "Add a brand-new item (Ctrl+N)"),
+                       ("Remove", self.remove_selected, "Remove the selected items (Delete)"),
+                       ("Clear", self.clear, "Remove every item")),
+                      (("Save…", self.save_dialog, "Save this sequence in the workspace (Ctrl+S)"),
+                       ("Load…", self.load_dialog, "Load a saved sequence"))):
+            row = QHBoxLayout()
+            row.setSpacing(2)
+            for text, slot, tip in group:
+                b = QToolButton()
+                b.setText(text)
+                b.setToolTip(tip)
+                b.clicked.connect(slot)
+                row.addWidget(b)
+            row.addStretch(1)
+            buttons.addLayout(row)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.hint)
+        lay.addWidget(self.view, 1)
+        lay.addWidget(self.status)
+        lay.addLayout(buttons)
+
+        self.thumbs.ready.connect(lambda _p: self.view.viewport().update())
+        session.sequenceChanged.connect(self._sequence_changed)
+        session.workspaceChanged.connect(self._workspace_changed)
+        session.itemsChanged.connect(self._info.clear)
+        self._sequence_changed(session.sequence)
+
+    # ---- state -----------------------------------------------------------
+    def info(self, item_id: str) -> dict:
+        """Title, image and new-ness of an item: one indexed row read, cached."""
+        got = self._info.get(item_id)
+        if got is None:
+            it = self.session.ws.item(item_id) if self.session.ws is not None else None
+            if it is None:
+                got = {"title": f"{item_id} (unknown)", "image": "", "is_new": False, "known": False}
+            else:
+                img = self.session.ws.image_path(it)
+                got = {"title": it.title or item_id, "image": str(img) if img else "",
+                       "is_new": it.is_new, "known": True}
+            self._info[item_id] = got
+        return got
+
+    def _workspace_changed(self) -> None:
+        self.undo_stack.clear()
+        self._info.clear()
+        self.thumbs.clear()
+
+    def _sequence_changed(self, ids: list) -> None:
+        for i in ids:                      # an id unknown before may exist now (a new item)
+            if not self._info.get(i, {"known": True})["known"]:
+                self._info.pop(i)
+        selected = set(self.selected_rows())
+        self.model.set_ids(ids)
+        self.hint.setVisible(not ids)
+        n_new = sum(1 for i in ids if self.info(i)["is_new"])
+        self.status.setText(f"{len(ids)} item{'' if len(ids) == 1 else 's'}" + (f", {n_new} new" if n_new else ""))
+        sel = self.view.selectionModel()
+        for r in selected:
+            if r < len(ids):
+                sel.select(self.model.index(r), sel.SelectionFlag.Select)
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.session.sequence)
+
+    def selected_rows(self) -> list[int]:
+        return sorted({i.row() for i in self.view.selectionModel().selectedIndexes()})
+
+    # ---- edits (each one undoable) --------------------------------------------
+    def _edit(self, text: str, after: list[str]) -> None:
+        before = self.ids
+        if after != before:
+            self.undo_stack.push(SetSequence(self.session, text, before, after))
+
+    def insert(self, ids: list[str], row: int | None = None) -> None:
+        if self.session.ws is None or not ids:
+            return
+        known = [i for i in ids if self.info(i)["known"]]
+        if len(known) < len(ids):
+            self.session.warn(f"{len(ids) - len(known)} dropped item(s) are not in this workspace")
+        if not known:
+            return
+        seq = self.ids
+        row = len(seq) if row is None else max(0, min(row, len(seq)))
+        self._edit(f"add {len(known)} item(s)" if len(known) > 1 else f"add {self.info(known[0])['title']}",
+                   seq[:row] + known + seq[row:])
+
+    def append(self, ids: list[str]) -> None:
+        self.insert(ids)
+
+    def move_rows(self, rows: list[int], row: int) -> None:
+        seq = self.ids
+        rows = sorted(r for r in set(rows) if 0 <= r < len(seq))
+        if not rows:
+            return
+        moving = [seq[r] for r in rows]
+        rest = [x for k, x in enumerate(seq) if k not in set(rows)]
+        row -= sum(1 for r in rows if r < row)        # rows above the target leave a gap
+        row = max(0, min(row, len(rest)))
+        self._edit("reorder", rest[:row] + moving + rest[row:])
+        sel = self.view.selectionModel()
+        sel.clearSelection()
+        for k in range(row, row + len(moving)):
+            sel.select(self.model.index(k), sel.SelectionFlag.Select)
+
+    def remove_rows(self, rows: list[int]) -> None:
+        seq = self.ids
+        gone = set(rows)
+        after = [x for k, x in enumerate(seq) if k not in gone]
+        self._edit(f"remove {len(seq) - len(after)} item(s)", after)
+
+    def remove_selected(self) -> None:
+        rows = self.selected_rows()
+        if not rows and self.view.currentIndex().isValid():
+            rows = [self.view.currentIndex().row()]
+        if rows:
+            self.remove_rows(rows)
+            self.view.selectionModel().clearSelection()
+
+    def clear(self) -> None:
+        self._edit("clear", [])
+
+    def set_ids(self, ids: list[str], text: str = "load") -> None:
+        self._edit(text, list(ids))
+
+    # ---- drops -----------------------------------------------------------
+    def handle_drop(self, mime: QMimeData, row: int) -> bool:
+        """Where every drop lands (via SequenceModel.dropMimeData)."""
+        if mime.hasFormat(MIME_ROWS):
+            try:
+                payload = json.loads(bytes(mime.data(MIME_ROWS)).decode())
+                own = payload.get("owner") == id(self.model)
+                rows = [int(r) for r in payload.get("rows", [])]
+            except (ValueError, TypeError, AttributeError):
+                own, rows = False, []
+            if own:
+                self.move_rows(rows, row)
+                return True
+        if mime.hasFormat(MIME_ITEMS):
+            ids = decode_ids(mime.data(MIME_ITEMS))
+            if ids:
+                self.insert(ids, row)
+                return True
+            self.session.warn("the dropped data named no items")
+            return False
+        if mime.hasUrls():
+            return self.drop_files(mime.urls(), row)
+        return False
+
+    def drop_files(self, urls: list[QUrl], row: int | None = None) -> bool:
+        if self.session.ws is None:
+            self.session.warn("open a workspace before adding items")
+            return False
+        local = [u.toLocalFile() for u in urls if u.isLocalFile()]
+        if len(local) < len(urls):
+            self.session.warn("only local image files can be dropped (not web addresses)")
+        files = [p for p in local if os.path.isfile(p)]
+        if len(files) < len(local):
+            self.session.warn("folders cannot be dropped; drop image files")
+        if len(files) > MAX_DROPPED_FILES:
+            self.session.warn(f"{len(files)} files dropped; adding the first {MAX_DROPPED_FILES}")
+            files = files[:MAX_DROPPED_FILES]
+        for k, path in enumerate(files):
+            self.add_image_file(path, None if row is None else row + k)
+        return bool(files)
+
+    def add_image_file(self, path: str, row: int | None = None) -> None:
+        """Validate on a worker; a good image opens the new-item dialog, a bad one a message."""
+        self.session.info(f"checking {Path(path).name}…")
+        run_for(self, check_image, path,
+                 on_done=lambda img: self._open_dialog(path, img, row),
+                 on_error=lambda exc, tb: self.session.error(
+                     f"{Path(path).name} cannot be added: {_plain(exc)}"))
+
+    # ---- new items --------------------------------------------------------
+    def new_item_dialog(self) -> None:
+        if self.session.ws is None:
+            self.session.warn("open a workspace before adding items")
+            return
+        self._open_dialog(None, None, None)
+
+    def _open_dialog(self, path: str | None, preview: QImage | None, row: int | None) -> None:
+        dlg = NewItemDialog(self, image=path, preview=preview)
+        dlg.setAttribute(Qt.WA_DeleteOnClose)
+        dlg.accepted.connect(lambda d=dlg: self._create(*d.values(), row=row))
+        self.dialog = dlg
+        dlg.destroyed.connect(lambda *_: setattr(self, "dialog", None) if self.dialog is dlg else None)
+        dlg.open()
+        self.dialogOpened.emit(dlg)
+
+    def _create(self, title: str, text: str, image: str | None, row: int | None) -> None:
+        ws_path = self.session.ws_path
+        self._busy += 1
+        self.session.info(f"adding “{title}”…")
+        run_for(self, create_item, ws_path, title, text, image,
+                 on_done=lambda item: self._created(ws_path, item, row),
+                 on_error=lambda exc, tb: self._failed(f"could not add “{title}”: {_plain(exc)}"))
+
+    def _created(self, ws_path, item, row: int | None) -> None:
+        self._busy -= 1
+        if ws_path != self.session.ws_path:
+            return          # the user switched workspace meanwhile
+        self._info.pop(item.id, None)
+        self.session.itemsChanged.emit()
+        self.insert([item.id], row)
+        self.session.info(f"added new item {item.id} “{item.title}”; computing its features…")
+        self.itemCreated.emit(item.id)
+        self._busy += 1
+        run_for(self, compute_item_features, ws_path, [item.id],
+                 on_done=lambda note: self._features_done(item, note),
+                 on_error=lambda exc, tb: self._failed(
+                     f"{item.id}: features not computed ({_plain(exc)}); "
+                     "the item is in the sequence and gets them with the next feature build"))
+
+    def _features_done(self, item, note: str) -> None:
+        self._busy -= 1
+        self.session.info(f"{item.id} “{item.title}”: {note}" if note else
+                          f"{item.id} “{item.title}”: features and keywords ready")
+        self.session.itemsChanged.emit()
+
+    def _failed(self, text: str) -> None:
+        self._busy -= 1
+        self.session.error(text)
+
+    def busy(self) -> bool:
+        return self._busy > 0
+
+    # ---- saved sequences ------------------------------------------------------
+    def save_as(self, name: str) -> None:
+        if not name.strip():
+            self.session.warn("a saved sequence needs a name")
+            return
+        run_for(self, save_named, self.session.ws_path, name.strip(), self.ids,
+                 on_done=lambda n: self.session.info(f"saved sequence “{n}”"),
+                 on_error=lambda exc, tb: self.session.error(f"could not save: {_plain(exc)}"))
+
+    def load_named(self, name: str) -> None:
+        try:
+            ids = self.session.ws.load_sequence(name)
+        except KeyError as e:
+            self.session.error(str(e).strip("'\""))
+            return
+        self.set_ids(ids, f"load “{name}”")
+        self.session.info(f"loaded sequence “{name}” ({len(ids)} items)")
+
+    def save_dialog(self) -> None:
+        if self.session.ws is None:
+            return
+        name, ok = QInputDialog.getText(self, "Save sequence", "Name:")
+        if ok:
+            self.save_as(name)
+
+    def load_dialog(self) -> None:
+        if self.session.ws is None:
+            return
+        names = self.session.ws.sequence_names()
+        if not names:
+            self.session.info("no saved sequences in this workspace")
+            return
+        name, ok = QInputDialog.getItem(self, "Load sequence", "Sequence:", names, 0, False)
+        if ok and name:
+            self.load_named(name)

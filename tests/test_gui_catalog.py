@@ -1,0 +1,239 @@
+"""Catalog browser, thumbnails and settings on real widgets and a real SQLite workspace."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtWidgets import QMainWindow
+
+from gui.catalog import MIME_ITEMS, NEW_TAG, CatalogPanel, decode_ids
+from gui.settings import Settings
+from gui.state import Session
+from gui.thumbnails import ThumbnailCache
+from gui.workers import wait_all
+from gui_support import ml1m_workspace, synthetic_workspace
+
+
+@pytest.fixture(scope="module")
+def ml_ws(ml1m, tmp_path_factory):
+    return ml1m_workspace(ml1m, tmp_path_factory.mktemp("ml") / "ws")
+
+
+@pytest.fixture(scope="module")
+def big_ws(tmp_path_factory):
+    return synthetic_workspace(tmp_path_factory.mktemp("big") / "ws", 100_000)
+
+
+def open_panel(qtbot, ws_path, size=(900, 700)):
+    session = Session()
+    panel = CatalogPanel(session)
+    qtbot.addWidget(panel)
+    panel.resize(*size)
+    panel.show()
+    session.open_workspace(ws_path)
+    qtbot.waitUntil(lambda: panel.loaded, timeout=20000)
+    return session, panel
+
+
+def titles(panel):
+    m = panel.model
+    return [m.data(m.index(r)) for r in range(m.rowCount())]
+
+
+def test_catalog_loads_every_item_with_thumbnails(qtbot, ml_ws):
+    session, panel = open_panel(qtbot, ml_ws)
+    m = panel.model
+    assert m.rowCount() == 300 and panel.count.text() == "300 items"
+    # sorted by title by default
+    shown = titles(panel)
+    assert shown == sorted(shown, key=str.lower) or shown[0] <= shown[-1]
+    # visible thumbnails get decoded on workers and replace the placeholder
+    first = m.index(0)
+    assert m.data(first, Qt.DecorationRole) is not None
+    qtbot.waitUntil(lambda: panel.thumbs.cached(m.data_.images[m.rows[0]]), timeout=10000)
+    pm = m.data(first, Qt.DecorationRole)
+    assert not pm.isNull() and pm.cacheKey() != panel.thumbs.loading.cacheKey()
+    assert pm.width() <= panel.thumbs.size.width() and pm.height() <= panel.thumbs.size.height()
+    panel.grab().save("artifacts/screenshots/catalog.png")
+    session.ws.close()
+
+
+def test_search_filter_and_sort(qtbot, ml_ws):
+    session, panel = open_panel(qtbot, ml_ws)
+    qtbot.keyClicks(panel.search, "toy")
+    assert panel.model.rowCount() == 300          # debounced: nothing yet
+    qtbot.waitUntil(lambda: panel.model.rowCount() < 300, timeout=2000)
+    assert "Toy Story (1995)" in titles(panel)
+    assert all("toy" in panel.model.data_.hay[k] for k in panel.model.rows)
+    assert "of 300 items" in panel.count.text()
+
+    panel.search.clear()
+    panel.apply_search()
+    panel.set_category("Animation")
+    rows = panel.model.rows
+    assert 0 < len(rows) < 300
+    assert all("Animation" in panel.model.data_.categories[k].split("|") for k in rows)
+    # two words must both match, in any field (title, categories, text)
+    qtbot.keyClicks(panel.search, "story animation")
+    panel.apply_search()
+    assert titles(panel) == ["Toy Story (1995)"]
+
+    panel.search.clear()
+    panel.apply_search()
+    panel.set_category("")
+    panel.set_sort("popularity")
+    pops = [panel.model.data_.popularity[k] for k in panel.model.rows]
+    assert pops == sorted(pops, reverse=True) and pops[0] > pops[-1]
+    panel.set_sort("id")
+    ids = [panel.model.data_.ids[k] for k in panel.model.rows]
+    assert ids == sorted(ids)
+    with pytest.raises(KeyError):
+        panel.set_category("No such category")
+    session.ws.close()
+
+
+def test_select_double_click_and_drag_payload(qtbot, ml_ws):
+    session, panel = open_panel(qtbot, ml_ws)
+    panel.set_sort("id")
+    view = panel.view
+    qtbot.waitUntil(lambda: view.visualRect(panel.model.index(2)).isValid(), timeout=5000)
+    rect = view.visualRect(panel.model.index(2))
+    with qtbot.waitSignal(session.selectionChanged, timeout=2000) as sig:
+        qtbot.mouseClick(view.viewport(), Qt.LeftButton, pos=rect.center())
+    want = panel.model.item_id(2)
+    assert sig.args == [want] and session.selected == want
+    with qtbot.waitSignal(panel.appendRequested, timeout=2000) as sig:
+        qtbot.mouseDClick(view.viewport(), Qt.LeftButton, pos=rect.center())
+    assert sig.args == [[want]]
+    # keyboard moves the selection too
+    qtbot.keyClick(view, Qt.Key_Right)
+    assert session.selected == panel.model.item_id(3)
+    # a drag carries the ids as JSON under our mime type
+    idx = [panel.model.index(r) for r in (5, 1)]
+    mime = panel.model.mimeData(idx)
+    assert mime.hasFormat(MIME_ITEMS)
+    assert decode_ids(mime.data(MIME_ITEMS)) == [panel.model.item_id(1), panel.model.item_id(5)]
+    assert decode_ids(b"{not json") == [] and decode_ids(b'{"a": 1}') == []
+    # selecting elsewhere (e.g. the sequence) selects and reveals it here
+    session.select(panel.model.item_id(250))
+    assert view.currentIndex().row() == 250
+    session.ws.close()
+
+
+def test_new_items_filter_and_reload(qtbot, ml_ws, tmp_path):
+    import shutil
+    ws_path = tmp_path / "ws"
+    shutil.copytree(ml_ws, ws_path)
+    session, panel = open_panel(qtbot, ws_path)
+    from core.workspace import Workspace
+    with Workspace.open(ws_path) as ws:
+        ws.add_new_item("My brand new lamp", "a lamp")
+    with qtbot.waitSignal(session.itemsChanged):
+        session.itemsChanged.emit()
+    qtbot.waitUntil(lambda: panel.loaded and panel.model.total() == 301, timeout=10000)
+    panel.set_category(NEW_TAG)
+    assert titles(panel) == ["★ My brand new lamp"]
+    panel.set_sort("newest")
+    panel.set_category("")
+    assert panel.model.item_id(0) == "new:1"
+    session.ws.close()
+
+
+def test_broken_and_missing_images_get_placeholders(qtbot, tmp_path):
+    from core.workspace import Item, Workspace
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    (tmp_path / "empty.png").write_bytes(b"")
+    ws = Workspace.create(tmp_path / "ws")
+    with ws.transaction() as db:
+        ws.upsert_items([Item("a", "Corrupt", image=str(tmp_path / "bad.jpg")),
+                         Item("b", "Missing", image=str(tmp_path / "gone.jpg")),
+                         Item("c", "Empty", image=str(tmp_path / "empty.png")),
+                         Item("d", "No image")], db)
+    ws.close()
+    session, panel = open_panel(qtbot, tmp_path / "ws")
+    m = panel.model
+    for r in range(4):
+        m.data(m.index(r), Qt.DecorationRole)
+    paths = [p for p in m.data_.images if p]
+    qtbot.waitUntil(lambda: all(panel.thumbs.cached(p) for p in paths), timeout=5000)
+    assert all(panel.thumbs.is_broken(p) for p in paths)
+    by_title = {m.data(m.index(r)): m.data(m.index(r), Qt.DecorationRole) for r in range(4)}
+    assert by_title["Corrupt"].cacheKey() == panel.thumbs.broken.cacheKey()
+    assert by_title["No image"].cacheKey() == panel.thumbs.none.cacheKey()
+    panel.grab().save("artifacts/screenshots/catalog_broken.png")
+    session.ws.close()
+
+
+def test_thumbnail_cache_is_bounded_lru(qtbot, ml1m):
+    cache = ThumbnailCache(QSize(40, 60), capacity=3)
+    posters = sorted((ml1m / "posters").glob("*.jpg"))[:5]
+    for p in posters:
+        cache.get(str(p))
+    qtbot.waitUntil(cache.idle, timeout=10000)
+    assert len(cache._cache) == 3
+    assert cache.get(str(posters[0])).cacheKey() == cache.loading.cacheKey()   # evicted: asked again
+    qtbot.waitUntil(cache.idle, timeout=10000)
+
+
+def test_100k_items_filter_and_scroll_stay_responsive(qtbot, big_ws):
+    t0 = time.perf_counter()
+    session, panel = open_panel(qtbot, big_ws)
+    load_s = time.perf_counter() - t0
+    m = panel.model
+    assert m.rowCount() == 100_000 and load_s < 20
+    t0 = time.perf_counter()
+    panel.search.setText("product 4242 ")
+    panel.apply_search()
+    filter_s = time.perf_counter() - t0
+    assert "i004242" in panel.visible_ids() and filter_s < 0.5
+    assert all("product" in m.data_.hay[k] and "4242" in m.data_.hay[k] for k in m.rows)
+    panel.set_category("Garden")
+    assert all(m.data_.categories[k].startswith("Garden") for k in m.rows)
+    panel.search.clear()
+    panel.apply_search()
+    assert m.rowCount() == 12_500
+    panel.set_category("")
+    assert m.rowCount() == 100_000
+
+    # scroll through the whole list: the event loop never stalls for long
+    bar = panel.view.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=10000)
+    from PySide6.QtWidgets import QApplication
+    worst = 0.0
+    for k in range(41):
+        t = time.perf_counter()
+        bar.setValue(bar.maximum() * k // 40)
+        QApplication.processEvents()
+        panel.view.viewport().repaint()
+        worst = max(worst, time.perf_counter() - t)
+    assert worst < 0.25, f"a scroll step took {worst * 1000:.0f} ms"
+    # keyboard End jumps to the last item and selects it (once the batched layout is complete)
+    last = m.index(m.rowCount() - 1)
+    qtbot.waitUntil(lambda: not panel.view.visualRect(last).isEmpty(), timeout=10000)
+    panel.view.setFocus()
+    qtbot.keyClick(panel.view, Qt.Key_End)
+    assert session.selected == m.item_id(m.rowCount() - 1)
+    session.ws.close()
+
+
+def test_settings_persist_values_and_window_layout(qtbot, tmp_path):
+    ini = str(tmp_path / "studio.ini")
+    s = Settings(QSettings(ini, QSettings.IniFormat))
+    assert s.clip_model == "ViT-B-32" and s.clip_tag == "laion2b_s34b_b79k" and s.device == "auto"
+    s.last_workspace = "/some/ws"
+    s.clip_weights = "/w/clip.safetensors"
+    s.device = "cpu"
+    win = QMainWindow()
+    qtbot.addWidget(win)
+    win.resize(777, 555)
+    s.save_window(win)
+
+    s2 = Settings(QSettings(ini, QSettings.IniFormat))
+    assert (s2.last_workspace, s2.clip_weights, s2.device) == ("/some/ws", "/w/clip.safetensors", "cpu")
+    win2 = QMainWindow()
+    qtbot.addWidget(win2)
+    assert s2.restore_window(win2)
+    assert (win2.width(), win2.height()) == (777, 555)
+    assert not Settings(QSettings(str(tmp_path / "none.ini"), QSettings.IniFormat)).restore_window(win2)
+    wait_all()
