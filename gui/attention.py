@@ -150,6 +150,8 @@ class AttentionPanel(QWidget):
             return
         n = chosen[0][1].shape[0]
         cols = max(1, min(len(chosen), self.maps[0].shape[0] if len(chosen) > 1 else 1))
+        if len(chosen) <= 4 and self.view.width() >= 2 * self.view.height():
+            cols = len(chosen)   # a wide, short dock: one row keeps each map readable
         # rows carry the titles; columns the same positions by number (titles would collide)
         y_ticks = [(k + 0.5, f"{k + 1}. {short(t)}") for k, t in enumerate(self.titles)]
         x_ticks = [(k + 0.5, str(k + 1)) for k in range(len(self.titles))]
