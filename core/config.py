@@ -1,0 +1,160 @@
+"""Training configuration, layered like RecBole: dataclass defaults, then a TOML
+file, then command-line overrides (`--set key=value` and a few named flags).
+
+The resolved config is saved with every run (config.json) and in every manifest.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from core.errors import InputError
+
+
+@dataclass
+class Config:
+    model: str = "msm4sr"            # msm4sr | sasrec
+    # transformer
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 2
+    inner: int = 256
+    dropout: float = 0.2             # hidden dropout
+    attn_dropout: float = 0.2
+    max_len: int = 50
+    # item features (msm4sr)
+    modalities: str = "auto"         # auto (whatever the workspace has) | both | text | image
+    pool_dim: int = 64               # attention-pooling hidden size
+    experts: int = 8                 # MoE adaptor experts per modality
+    adaptor_dropout: float = 0.2
+    # pre-training
+    pretrain: bool = True            # False = fine-tune from scratch (ablation)
+    item_drop_max: float = 0.2       # per batch p ~ U(0, item_drop_max)
+    mixup: bool = True
+    mixup_p_max: float = 0.5         # per batch p ~ U(0, mixup_p_max)
+    mixup_p_fixed: float | None = None  # a fixed p instead of U(0, mixup_p_max)
+    nip: bool = True
+    cmcl: bool = True
+    cmcl_weight: float = 0.01
+    temperature: float = 0.07
+    pretrain_positions: int = 4      # query positions sampled per window (in-batch negatives)
+    pretrain_epochs: int = 20
+    pretrain_lr: float = 1e-3
+    pretrain_batch: int = 1024
+    pretrain_weight_decay: float = 0.0
+    # fine-tuning (also SASRec training)
+    finetune_epochs: int = 200
+    finetune_lr: float = 1e-4
+    finetune_batch: int = 128        # windows of max_len targets: 6,400 targets a step
+    finetune_weight_decay: float = 1e-3
+    sasrec_lr: float = 1e-3          # SASRec trains from scratch: a larger step
+    sasrec_weight_decay: float = 0.0
+    patience: int = 10               # epochs without valid NDCG@10 improvement
+    pretrain_minutes: float = 0.0    # wall-clock budget of a stage, checked after each epoch; 0 = none
+    finetune_minutes: float = 0.0
+    grad_clip: float = 5.0
+    # run
+    seed: int = 42
+    device: str = "auto"             # auto | cpu | cuda | mps
+    eval_batch: int = 512
+    eval_every: int = 1
+    threads: int = 0                 # torch CPU threads; 0 = torch's default
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> "Config":
+        if self.model not in ("msm4sr", "sasrec"):
+            raise InputError(f"model must be msm4sr or sasrec, got {self.model!r}")
+        if self.modalities not in ("auto", "both", "text", "image"):
+            raise InputError(f"modalities must be auto|both|text|image, got {self.modalities!r}")
+        if self.hidden % self.heads:
+            raise InputError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        if self.mixup_p_fixed is not None and not 0 <= self.mixup_p_fixed <= 1:
+            raise InputError(f"mixup_p_fixed must be in [0, 1], got {self.mixup_p_fixed}")
+        for name in ("max_len", "layers", "heads", "hidden", "experts", "pretrain_batch",
+                     "finetune_batch", "eval_batch", "pretrain_positions"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be >= 1")
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            raise InputError(f"device must be auto|cpu|cuda|mps, got {self.device!r}")
+        return self
+
+
+_FIELDS = {f.name: f for f in fields(Config)}
+
+
+def _convert(key: str, value):
+    """A value from TOML or a `--set` string, converted to the field's type."""
+    if key not in _FIELDS:
+        raise InputError(f"unknown setting {key!r}; known: {', '.join(sorted(_FIELDS))}")
+    kind = str(_FIELDS[key].type)
+    if isinstance(value, str):
+        v = value.strip()
+        if "None" in kind and v.lower() in ("none", "null", ""):
+            return None
+        try:
+            if kind.startswith("bool"):
+                if v.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if v.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(v)
+            if kind.startswith("int"):
+                return int(v)
+            if kind.startswith("float"):
+                return float(v)
+        except ValueError:
+            raise InputError(f"{key}: cannot read {value!r} as {kind}") from None
+        return v
+    if kind.startswith("bool") and not isinstance(value, bool):
+        raise InputError(f"{key}: expected true/false, got {value!r}")
+    if kind.startswith("float") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind.startswith("int") and (not isinstance(value, int) or isinstance(value, bool)):
+        raise InputError(f"{key}: expected an integer, got {value!r}")
+    return value
+
+
+def parse_sets(pairs: list[str]) -> dict:
+    """['key=value', ...] -> {key: typed value}."""
+    out = {}
+    for pair in pairs or ():
+        if "=" not in pair:
+            raise InputError(f"--set expects key=value, got {pair!r}")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = _convert(k.strip(), v)
+    return out
+
+
+def load_config(toml_path=None, overrides: dict | None = None, base: Config | None = None) -> Config:
+    """Defaults (or `base`), then the TOML file, then overrides (already typed or strings)."""
+    values = (base or Config()).to_dict()
+    if toml_path:
+        try:
+            data = tomllib.loads(Path(toml_path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise InputError(f"cannot read config: {e}", path=toml_path) from None
+        # accept a flat file or sections ([model], [train], ...): keys are unique anyway
+        flat = {}
+        for k, v in data.items():
+            if isinstance(v, dict):
+                flat.update(v)
+            else:
+                flat[k] = v
+        values.update({k: _convert(k, v) for k, v in flat.items()})
+    for k, v in (overrides or {}).items():
+        values[k] = _convert(k, v)
+    return Config(**values).validate()
+
+
+def from_dict(d: dict) -> Config:
+    """A config saved in a manifest; unknown keys (from newer versions) are refused."""
+    return load_config(overrides=dict(d))
+
+
+def save(cfg: Config, path: Path) -> None:
+    Path(path).write_text(json.dumps(cfg.to_dict(), indent=2))

@@ -1,0 +1,185 @@
+"""From a workspace to tensors: item indices, feature tensors, training windows, batches.
+
+Model index i+1 is item_ids[i] (the workspace's sorted ids); 0 is padding.
+Sequences are left-padded, so the most recent item always sits at the last position.
+Training uses every position of a window of max_len+1 items at once (causal
+transformer, a target at each position): long sequences are cut into such
+windows from their end, so every training target is used once per epoch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from core.config import Config
+from core.errors import InputError
+from core.features import store
+from core.splits import Split, leave_one_out
+from core.workspace import Workspace
+
+Case = tuple[np.ndarray, int]  # (history indices, target index)
+
+
+@dataclass
+class Dataset:
+    item_ids: list[str]
+    index: dict[str, int]                 # id -> model index (1-based)
+    train: list[np.ndarray]               # training sequences (indices)
+    valid: list[Case]
+    test: list[Case]
+    cold: list[Case]
+    cold_items: np.ndarray                # indices of held-out (cold) items
+    seen: np.ndarray                      # bool [N+1]: item occurs in training sequences
+    popularity: np.ndarray                # int [N+1]: interactions per item in the workspace
+    fingerprint: str
+    features: dict = field(default_factory=dict)    # modality -> (vectors [N+1,V,D], mask [N+1,V])
+    identities: dict = field(default_factory=dict)  # modality -> feature-extractor identity
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def dims(self) -> dict:
+        return {m: int(x.shape[-1]) for m, (x, _) in self.features.items()}
+
+
+def feature_identity(fs: store.FeatureSet) -> dict:
+    """What must match between a checkpoint and a workspace for features to mean the same."""
+    keys = ("model", "source", "clip_model", "clip_pretrained", "clip_weights_sha256",
+            "vocab_sha256", "keywords")
+    ident = {k: fs.meta[k] for k in keys if fs.meta.get(k) not in (None, "")}
+    ident["dim"] = fs.dim
+    return ident
+
+
+def align_features(fs: store.FeatureSet, item_ids: list[str]):
+    """Feature rows in model-index order (row 0 = padding); items absent from the file are masked."""
+    where = fs.index()
+    N, (V, D) = len(item_ids), fs.vectors.shape[1:]
+    x = torch.zeros(N + 1, V, D, dtype=torch.float16)
+    m = torch.zeros(N + 1, V, dtype=torch.bool)
+    rows = [(k + 1, where[i]) for k, i in enumerate(item_ids) if i in where]
+    if rows:
+        dst, src = (torch.tensor(c) for c in zip(*rows))
+        x[dst] = fs.vectors[src].to(torch.float16)
+        m[dst] = fs.mask[src].bool()
+    return x, m
+
+
+def resolve_modalities(cfg: Config, available: list[str]) -> list[str]:
+    if cfg.model == "sasrec":
+        return []
+    want = {"auto": available, "both": ["text", "image"], "text": ["text"], "image": ["image"]}[cfg.modalities]
+    missing = [m for m in want if m not in available]
+    if missing:
+        raise InputError(f"{cfg.modalities} features requested but {', '.join(missing)} features "
+                         f"are not built in this workspace (run `msm4sr features`)")
+    if not want:
+        raise InputError("MSM4SR needs item features: run `msm4sr features` first, or use --model sasrec")
+    return list(want)
+
+
+def fingerprint(item_ids: list[str], split: Split) -> str:
+    h = hashlib.sha256()
+    for part in (item_ids, split.train, split.valid, split.test, split.cold):
+        h.update(json.dumps(part, separators=(",", ":")).encode())
+    return h.hexdigest()
+
+
+def load_dataset(ws: Workspace, cfg: Config, need_features: bool | None = None,
+                 item_ids: list[str] | None = None) -> Dataset:
+    """Items, the leave-one-out split in indices, and (for msm4sr) the feature tensors.
+
+    `item_ids`: a fixed item list (a checkpoint's); other workspace items (new ones) are left out.
+    """
+    items = ws.items()
+    if item_ids is not None:
+        order = {i: k for k, i in enumerate(item_ids)}
+        items = sorted((i for i in items if i.id in order), key=lambda i: order[i.id])
+    item_ids = [i.id for i in items]
+    if not item_ids:
+        raise InputError(f"{ws.path}: the workspace has no items; import a catalog first")
+    index = {i: k + 1 for k, i in enumerate(item_ids)}
+    cold_ids = {i.id for i in items if i.cold}
+    seqs = ws.sequences()
+    if item_ids is not None:
+        seqs = {u: [i for i in s if i in index] for u, s in seqs.items()}
+    split = leave_one_out(seqs, cold_ids)
+    if not split.valid:
+        raise InputError(f"{ws.path}: no user has 3 or more interactions; nothing to train on")
+    enc = lambda seq: np.array([index[i] for i in seq], dtype=np.int64)  # noqa: E731
+    train = [enc(s) for s in split.train if len(s) >= 2]
+    seen = np.zeros(len(item_ids) + 1, dtype=bool)
+    for s in train:
+        seen[s] = True
+    pop = np.zeros(len(item_ids) + 1, dtype=np.int64)
+    for i, n in ws.popularity().items():
+        if i in index:
+            pop[index[i]] = n
+    ds = Dataset(
+        item_ids=item_ids, index=index, train=train,
+        valid=[(enc(h), index[t]) for h, t in split.valid],
+        test=[(enc(h), index[t]) for h, t in split.test],
+        cold=[(enc(h), index[t]) for h, t in split.cold],
+        cold_items=np.array(sorted(index[i] for i in cold_ids), dtype=np.int64),
+        seen=seen, popularity=pop, fingerprint=fingerprint(item_ids, split))
+    if need_features is None:
+        need_features = cfg.model == "msm4sr"
+    if need_features:
+        available = {m: fs for m in store.MODALITIES
+                     if (fs := store.load(ws.features_dir, m)) is not None}
+        for m in resolve_modalities(cfg, list(available)):
+            ds.features[m] = align_features(available[m], item_ids)
+            ds.identities[m] = feature_identity(available[m])
+    return ds
+
+
+def windows(seqs: list[np.ndarray], max_len: int) -> list[np.ndarray]:
+    """Cut each sequence from its end into windows of <= max_len+1 items (targets don't overlap)."""
+    out = []
+    for s in seqs:
+        end = len(s)
+        while end >= 2:
+            out.append(s[max(0, end - max_len - 1):end])
+            end -= max_len
+    return out
+
+
+def left_pad(seqs, length: int) -> np.ndarray:
+    """The last `length` items of each sequence, left-padded with 0."""
+    out = np.zeros((len(seqs), length), dtype=np.int64)
+    for r, s in enumerate(seqs):
+        s = s[-length:]
+        if len(s):
+            out[r, length - len(s):] = s
+    return out
+
+
+def item_drop(arr: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
+    """Remove a share p of the non-padding items of each row (order kept, re-left-padded)."""
+    keep = (arr > 0) & (rng.random(arr.shape) >= p)
+    short = keep.sum(1) < 2
+    keep[short] = arr[short] > 0  # rows that would fall under two items stay whole
+    order = np.argsort(keep, axis=1, kind="stable")  # dropped/padding first, kept last, in order
+    return np.take_along_axis(np.where(keep, arr, 0), order, axis=1)
+
+
+def batches(wins: list[np.ndarray], max_len: int, batch_size: int, rng: np.random.Generator,
+            drop_max: float = 0.0):
+    """Shuffled (inp, tgt) LongTensor pairs [B, max_len]; tgt 0 where there is no target."""
+    order = rng.permutation(len(wins))
+    for start in range(0, len(order), batch_size):
+        arr = left_pad([wins[k] for k in order[start:start + batch_size]], max_len + 1)
+        if drop_max > 0:
+            arr = item_drop(arr, rng.uniform(0, drop_max), rng)
+        inp, tgt = arr[:, :-1], arr[:, 1:].copy()
+        tgt[inp == 0] = 0
+        yield torch.from_numpy(np.ascontiguousarray(inp)), torch.from_numpy(tgt)
+
+
+def n_batches(n: int, batch_size: int) -> int:
+    return (n + batch_size - 1) // batch_size

@@ -1,0 +1,223 @@
+"""MSM4SR: multimodal pre-training for sequential recommendation (arXiv 2303.11879).
+
+Items: each modality's several feature vectors are attention-pooled, then mapped
+by an MoE adaptor into the model space (e_t for text, e_v for image keywords).
+M2SE: the text sequence and the image sequence are complementarily mixed
+(positions swapped with probability p <= 0.5, so each stays dominated by its own
+modality) and encoded by one shared causal transformer.
+Pre-training: NIP (next item in text space and in image space, in-batch
+negatives) + lambda * CMCL (the two mixed sequences of a user are positives).
+Fine-tuning: item-ID embeddings are added to both modalities' item vectors;
+score = (s_t . e_t + s_v . e_v) / temperature over L2-normalised vectors, CE over all items.
+
+Missing modality: an item without image keywords takes its text vector as its
+image vector (and the reverse), so it is still scored from real content; an
+item with neither gets a learned "missing" vector. A workspace without image
+features trains text-only: the image terms (NIP-image, CMCL, mixup) drop out.
+Items never seen in training (cold-start, new) get no ID embedding: a zero
+`seen` flag switches it off, so they are scored from their features only.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.config import Config
+from core.model.layers import AttentionPool, MoEAdaptor, SeqEncoder, init_weights
+
+
+class MSM4SR(nn.Module):
+    def __init__(self, cfg: Config, n_items: int, text_dim: int | None, image_dim: int | None):
+        super().__init__()
+        if text_dim is None and image_dim is None:
+            raise ValueError("MSM4SR needs text or image features")
+        self.cfg, self.n_items = cfg, n_items
+        self.text_dim, self.image_dim = text_dim, image_dim
+        H = cfg.hidden
+        self.encoder = SeqEncoder(H, cfg.layers, cfg.heads, cfg.inner, cfg.max_len,
+                                  cfg.dropout, cfg.attn_dropout)
+        self.id_emb = nn.Embedding(n_items + 1, H, padding_idx=0)
+        init_weights(self)
+        self.mods = nn.ModuleDict()
+        for name, dim in (("text", text_dim), ("image", image_dim)):
+            if dim is not None:
+                self.mods[name] = nn.ModuleDict({
+                    "pool": AttentionPool(dim, cfg.pool_dim),
+                    "adaptor": MoEAdaptor(dim, H, cfg.experts, cfg.adaptor_dropout)})
+        self.missing = nn.ParameterDict(
+            {name: nn.Parameter(torch.randn(H) * 0.02) for name in self.mods})
+        with torch.no_grad():
+            self.id_emb.weight.zero_()  # ID part starts at zero: fine-tuning starts from pure content
+        # 1 for items that occur in training sequences; only those use their ID embedding
+        self.register_buffer("seen", torch.zeros(n_items + 1))
+        self.use_ids = False  # set for fine-tuning (and by a fine-tuned checkpoint)
+        self.feats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.mods)
+
+    # ---- items ----------------------------------------------------------
+    def set_features(self, feats: dict) -> None:
+        """feats: modality -> (vectors float [N+1, V, D], mask bool [N+1, V]); row 0 is padding."""
+        dev = self.seen.device
+        self.feats = {m: (x.to(dev, torch.float32), k.to(dev)) for m, (x, k) in feats.items()
+                      if m in self.mods}
+        missing = set(self.mods) - set(self.feats)
+        if missing:
+            raise ValueError(f"features missing for {sorted(missing)}")
+
+    def _apply(self, fn, *args, **kw):  # keep the feature tensors on the model's device
+        out = super()._apply(fn, *args, **kw)
+        self.feats = {m: (fn(x), fn(k)) for m, (x, k) in self.feats.items()}
+        return out
+
+    def encode_features(self, feats: dict) -> dict[str, torch.Tensor]:
+        """Raw features (modality -> (vectors [n, V, D], mask [n, V])) -> modality -> [n, H]."""
+        out, has = {}, {}
+        for m, (x, k) in feats.items():
+            if m not in self.mods:
+                continue
+            mod = self.mods[m]
+            out[m] = mod["adaptor"](mod["pool"](x.float(), k))
+            has[m] = k.any(-1, keepdim=True)
+        for m in self.mods:  # fall back: other modality, else the learned missing vector
+            others = [o for o in self.mods if o != m]
+            fallback = self.missing[m].expand_as(out[m])
+            if others:
+                o = others[0]
+                fallback = torch.where(has[o], out[o], fallback)
+            out[m] = torch.where(has[m], out[m], fallback)
+        return out
+
+    def item_vectors(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Content (+ ID when fine-tuned, seen items only) vectors of item indices [n] -> [n, H]."""
+        out = self.encode_features({m: (x[idx], k[idx]) for m, (x, k) in self.feats.items()})
+        keep = (idx > 0).unsqueeze(-1).to(next(iter(out.values())).dtype)
+        if self.use_ids:
+            ids = self.id_emb(idx) * self.seen[idx].unsqueeze(-1)
+            out = {m: v + ids for m, v in out.items()}
+        return {m: v * keep for m, v in out.items()}
+
+    # ---- sequences ------------------------------------------------------
+    def _encode(self, seqs: dict[str, torch.Tensor], pad: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encode each modality's embedded sequence [B, L, H] with the shared transformer, in one pass."""
+        names = list(seqs)
+        out = self.encoder(torch.cat([seqs[m] for m in names]), pad.repeat(len(names), 1))
+        return dict(zip(names, out.chunk(len(names))))
+
+    def _embed(self, inp: torch.Tensor) -> dict[str, torch.Tensor]:
+        uniq, inv = torch.unique(inp, return_inverse=True)
+        vecs = self.item_vectors(uniq)
+        return {m: v[inv] for m, v in vecs.items()}
+
+    def _scale(self) -> float:
+        return 1.0 / self.cfg.temperature
+
+    # ---- training losses ------------------------------------------------
+    def loss(self, inp: torch.Tensor, tgt: torch.Tensor, stage: str, gen: torch.Generator | None = None):
+        """inp, tgt [B, L] (left-padded; tgt = next item, 0 = none). Returns (loss, parts)."""
+        if stage == "pretrain":
+            return self._pretrain_loss(inp, tgt, gen)
+        return self._finetune_loss(inp, tgt)
+
+    def _pretrain_loss(self, inp, tgt, gen):
+        cfg, dev = self.cfg, inp.device
+        pad = inp == 0
+        emb = self._embed(inp)
+        both = len(self.mods) == 2
+        if both and cfg.mixup:
+            p = cfg.mixup_p_fixed if cfg.mixup_p_fixed is not None else \
+                float(torch.rand((), generator=gen)) * cfg.mixup_p_max
+            emb["text"], emb["image"] = complementary_mixup(emb["text"], emb["image"], pad, p, gen)
+        seq = self._encode(emb, pad)
+        # queries: a few random positions per window that have a next item
+        k = min(cfg.pretrain_positions, inp.shape[1])
+        r = torch.rand(inp.shape, generator=gen).to(dev).masked_fill(tgt == 0, -1.0)
+        rv, pos = r.topk(k, dim=1)
+        ok = rv >= 0
+        rows = torch.arange(inp.shape[0], device=dev).unsqueeze(1).expand_as(pos)[ok]
+        pos = pos[ok]
+        y = tgt[rows, pos]
+        q = {m: F.normalize(s[rows, pos], dim=-1) for m, s in seq.items()}
+        uniq, label = torch.unique(y, return_inverse=True)
+        items = {m: F.normalize(v, dim=-1) for m, v in self.item_vectors(uniq).items()}
+        parts, total = {}, 0.0
+        if cfg.nip:
+            for m in self.mods:
+                parts[f"nip_{m}"] = F.cross_entropy(q[m] @ items[m].T * self._scale(), label)
+                total = total + parts[f"nip_{m}"]
+        if both and cfg.cmcl:
+            parts["cmcl"] = cmcl_loss(q["text"], q["image"], y, self._scale())
+            total = total + cfg.cmcl_weight * parts["cmcl"]
+        if not parts:
+            raise ValueError("pre-training needs NIP or CMCL (with two modalities)")
+        return total, parts
+
+    def _finetune_loss(self, inp, tgt):
+        pad = inp == 0
+        table = self.item_vectors(torch.arange(self.n_items + 1, device=inp.device))
+        seq = self._encode({m: v[inp] for m, v in table.items()}, pad)
+        valid = tgt > 0
+        # sum over modalities of normalised dot products = one product of concatenations
+        user = self.vectors_to_table({m: s[valid] for m, s in seq.items()})
+        logits = user @ self.vectors_to_table({m: v[1:] for m, v in table.items()}).T
+        ce = F.cross_entropy(logits * self._scale(), tgt[valid] - 1)
+        return ce, {"ce": ce}
+
+    # ---- scoring (evaluation, recommendation) ---------------------------
+    def vectors_to_table(self, vecs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([F.normalize(vecs[m], dim=-1) for m in self.mods], dim=-1)
+
+    def item_table(self) -> torch.Tensor:
+        """[N, K]: score(user, item) = user_vectors . item_table (row i = item index i+1)."""
+        idx = torch.arange(1, self.n_items + 1, device=self.seen.device)
+        return self.vectors_to_table(self.item_vectors(idx))
+
+    def embed_sequence(self, inp: torch.Tensor, extra: dict[str, torch.Tensor] | None = None):
+        """Item vectors of a sequence; `extra` modality -> [B, L, H] overrides where inp < 0 (new items)."""
+        emb = self._embed(inp.clamp(min=0))
+        if extra is not None:
+            new = (inp < 0).unsqueeze(-1)
+            emb = {m: torch.where(new, extra[m], v) for m, v in emb.items()}
+        return emb
+
+    def user_vectors(self, inp: torch.Tensor, extra=None) -> torch.Tensor:
+        """inp [B, L] left-padded -> [B, K] (temperature folded in)."""
+        return self.user_vectors_from(self.embed_sequence(inp, extra), inp == 0)
+
+    def user_vectors_from(self, emb: dict[str, torch.Tensor], pad: torch.Tensor) -> torch.Tensor:
+        """The same from already embedded sequences (the Recommender caches item vectors)."""
+        seq = self._encode(emb, pad)
+        return self.vectors_to_table({m: s[:, -1] for m, s in seq.items()}) * self._scale()
+
+    def attention(self, inp: torch.Tensor, extra=None) -> list[torch.Tensor]:
+        return self.attention_from(self.embed_sequence(inp, extra), inp == 0)
+
+    def attention_from(self, emb: dict[str, torch.Tensor], pad: torch.Tensor) -> list[torch.Tensor]:
+        """Attention weights per layer, [B, heads, L, L], of the first modality's sequence."""
+        _, weights = self.encoder(emb[self.modalities[0]], pad, need_weights=True)
+        return weights
+
+
+def complementary_mixup(t: torch.Tensor, v: torch.Tensor, pad: torch.Tensor, p: float,
+                        gen: torch.Generator | None = None):
+    """Swap text and image vectors at the same Bernoulli(p) positions (never at padding).
+
+    mixed_t = (1-M) t + M v, mixed_v = (1-M) v + M t; with p <= 0.5 each mixed
+    sequence stays dominated by its own modality."""
+    swap = (torch.rand(pad.shape, generator=gen).to(pad.device) < p) & ~pad
+    swap = swap.unsqueeze(-1)
+    return torch.where(swap, v, t), torch.where(swap, t, v)
+
+
+def cmcl_loss(qt: torch.Tensor, qv: torch.Tensor, y: torch.Tensor, scale: float) -> torch.Tensor:
+    """Symmetric InfoNCE between the two mixed sequence vectors of each query (normalised).
+
+    Other queries whose next item is the same are not negatives: they are masked out."""
+    logits = qt @ qv.T * scale
+    same = (y.unsqueeze(0) == y.unsqueeze(1)) & ~torch.eye(len(y), dtype=torch.bool, device=y.device)
+    logits = logits.masked_fill(same, float("-inf"))
+    diag = torch.arange(len(y), device=y.device)
+    return 0.5 * (F.cross_entropy(logits, diag) + F.cross_entropy(logits.T, diag))

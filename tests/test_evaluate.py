@@ -1,0 +1,122 @@
+"""Full-ranking evaluation against a brute-force reference, history masking, cold-start protocol."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core import checkpoint
+from core.config import load_config
+from core.data import left_pad, load_dataset
+from core.evaluate import evaluate, metrics_from_ranks, popularity_ranks, rank_cases
+from model_fixtures import shared_trained
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def trained(ml1m, tmp_path_factory):
+    return shared_trained(tmp_path_factory.mktemp("models"), ml1m)
+
+
+def _loaded(trained, kind):
+    model, cfg, manifest, _ = checkpoint.load_model(trained[kind].model_dir)
+    ds = load_dataset(trained["ws"], cfg)
+    if kind == "msm4sr":
+        model.set_features(ds.features)
+    return model, cfg, ds
+
+
+def test_metrics_from_ranks_follow_their_definitions():
+    ranks = np.array([0, 3, 9, 10, 60])
+    m = metrics_from_ranks(ranks, ks=(10,))
+    assert m["recall@10"] == pytest.approx(3 / 5)
+    assert m["ndcg@10"] == pytest.approx((1 + 1 / np.log2(5) + 1 / np.log2(11)) / 5)
+    assert m["mrr@10"] == pytest.approx((1 + 1 / 4 + 1 / 10) / 5)
+    assert m["cases"] == 5
+
+
+@pytest.mark.parametrize("kind", ["msm4sr", "sasrec"])
+def test_batched_ranks_equal_a_brute_force_full_matrix(trained, kind):
+    model, cfg, ds = _loaded(trained, kind)
+    cases = ds.test
+    with torch.no_grad():
+        model.eval()
+        inp = torch.from_numpy(left_pad([h for h, _ in cases], cfg.max_len))
+        full = (model.user_vectors(inp) @ model.item_table().T).numpy()     # all users at once
+    tgt = np.array([t for _, t in cases]) - 1
+    want = np.array([(np.delete(row, t) > row[t]).sum() for row, t in zip(full, tgt)])
+    for batch in (7, 512):
+        assert np.array_equal(rank_cases(model, cases, cfg.max_len, batch=batch), want)
+    # masking history can only move targets up, and does for some users here
+    masked = rank_cases(model, cases, cfg.max_len, batch=16, mask_history=True)
+    assert np.all(masked <= want) and np.any(masked < want)
+    want_m = []
+    for row, (h, t) in zip(full.copy(), cases):
+        hist = [i - 1 for i in h[-cfg.max_len:] if i != t]
+        row[hist] = -np.inf
+        want_m.append((np.delete(row, t - 1) > row[t - 1]).sum())
+    assert np.array_equal(masked, want_m)
+
+
+def test_cold_start_ranks_among_held_out_items_only(trained):
+    model, cfg, ds = _loaded(trained, "msm4sr")
+    assert len(ds.cold) > 20 and len(ds.cold_items) > 5
+    assert not ds.seen[ds.cold_items].any()                       # never in training sequences
+    ranks = rank_cases(model, ds.cold, cfg.max_len, candidates=ds.cold_items)
+    assert ranks.max() < len(ds.cold_items)
+    with torch.no_grad():
+        inp = torch.from_numpy(left_pad([h for h, _ in ds.cold], cfg.max_len))
+        sub = (model.user_vectors(inp) @ model.item_table()[ds.cold_items - 1].T).numpy()
+    pos = {int(i): c for c, i in enumerate(ds.cold_items)}
+    want = [(np.delete(r, pos[t]) > r[pos[t]]).sum() for r, (_, t) in zip(sub, ds.cold)]
+    assert np.array_equal(ranks, want)
+    pop = popularity_ranks(ds, ds.cold)
+    counts = trained["ws"].popularity()
+    ids = ds.item_ids
+    for (h, t), r in zip(ds.cold[:10], pop[:10]):
+        assert r == sum(counts.get(ids[c - 1], 0) > counts[ids[t - 1]] for c in ds.cold_items)
+    out = evaluate(model, ds, cfg.max_len)
+    assert out["cold"]["candidates"] == len(ds.cold_items)
+    assert out["cold"]["model"]["cases"] == out["cold"]["popularity"]["cases"] == len(ds.cold)
+
+
+def test_trained_models_beat_chance(trained):
+    for kind in ("msm4sr", "sasrec"):
+        m = trained[kind].metrics["test"]
+        chance = 50 / len(trained["ws"].item_ids())
+        assert m["recall@50"] > 2 * chance, (kind, m)
+
+
+def test_cli_evaluate_json_matches_the_trainer(trained):
+    ws = trained["ws"]
+    r = subprocess.run([sys.executable, "-m", "core.cli", "evaluate", str(ws.path), "--model",
+                        str(trained["sasrec"].model_dir), "--json", "--device", "cpu"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["test"]["ndcg@10"] == pytest.approx(trained["sasrec"].metrics["test"]["ndcg@10"], abs=1e-6)
+    assert out["mask_history"] is False and out["seconds"] > 0
+    from core.cli_model import evaluate_checkpoint
+    masked = evaluate_checkpoint(ws, trained["sasrec"].model_dir, mask_history=True, device="cpu")
+    assert masked["mask_history"] is True
+    assert masked["test"]["recall@50"] >= out["test"]["recall@50"]
+
+
+def test_evaluate_refuses_a_changed_split(trained, tmp_path):
+    import shutil
+    from core.cli_model import evaluate_checkpoint
+    from core.errors import CheckpointError
+    from core.workspace import Workspace
+    shutil.copytree(trained["ws"].path, tmp_path / "ws")
+    with Workspace.open(tmp_path / "ws") as ws:
+        seqs = ws.sequences()
+        user = sorted(seqs)[0]
+        warm = [i.id for i in ws.items() if not i.cold and i.id not in seqs[user]]
+        with ws.transaction() as db:
+            ws.add_interactions([(user, warm[0], 2_000_000_000)], db)  # a new last (test) item
+        with pytest.raises(CheckpointError, match="dataset fingerprint"):
+            evaluate_checkpoint(ws, trained["sasrec"].model_dir, device="cpu")

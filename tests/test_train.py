@@ -1,0 +1,147 @@
+"""The trainer on real tiny runs: repeatability, progress events, resume, SIGTERM, ablations."""
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from core.config import load_config
+from core.train import train
+from model_fixtures import TINY, make_workspace
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ws(ml1m, tmp_path_factory):
+    w = make_workspace(tmp_path_factory.mktemp("train") / "ws", ml1m, users=60)
+    yield w
+    w.close()
+
+
+def _cfg(**kw):
+    return load_config(overrides=dict(TINY, **kw))
+
+
+def _weights(res):
+    return load_file(str(res.model_dir / "weights.safetensors"))
+
+
+def test_same_seed_same_weights_and_events(ws):
+    events = []
+    cfg = _cfg(model="msm4sr", pretrain_epochs=1, finetune_epochs=1)
+    a = train(ws, cfg, "train", run="rep-a", on_event=events.append)
+    b = train(ws, cfg, "train", run="rep-b")
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    c = train(ws, _cfg(model="msm4sr", pretrain_epochs=1, finetune_epochs=1, seed=7), "train", run="rep-c")
+    assert not torch.equal(_weights(c)["id_emb.weight"], wa["id_emb.weight"])
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    assert {"step", "epoch", "checkpoint"} <= set(kinds)
+    steps = [e for e in events if e["event"] == "step"]
+    pre = [e for e in steps if e["stage"] == "pretrain"]
+    fin = [e for e in steps if e["stage"] == "finetune"]
+    assert set(pre[-1]["losses"]) == {"nip_text", "nip_image", "cmcl"} and set(fin[-1]["losses"]) == {"ce"}
+    assert all(e["items_per_s"] > 0 and e["eta_s"] >= 0 and e["step"] <= e["steps"] for e in steps)
+    ep = [e for e in events if e["event"] == "epoch"]
+    assert [e["stage"] for e in ep] == ["pretrain", "finetune"]
+    assert 0 <= ep[-1]["valid"]["ndcg@10"] <= 1
+    done = events[-1]
+    assert Path(done["checkpoint"]) == ws.models_dir / "rep-a"
+    assert done["metrics"]["test"]["cases"] == 60
+    # the run folder: config and a progress log that matches the events
+    lines = (ws.runs_dir / "rep-a" / "progress.jsonl").read_text().splitlines()
+    assert [json.loads(x)["event"] for x in lines] == kinds
+    assert json.loads((ws.runs_dir / "rep-a" / "config.json").read_text())["hidden"] == 32
+
+
+def test_training_lowers_the_loss(ws):
+    events = []
+    train(ws, _cfg(model="sasrec", finetune_epochs=4, sasrec_lr=3e-3), "train", run="learn",
+          on_event=events.append)
+    losses = [e["loss"] for e in events if e["event"] == "step"]
+    assert losses[-1] < losses[0] - 0.3
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(ws):
+    cfg = _cfg(model="sasrec", finetune_epochs=3, patience=10)
+    full = train(ws, cfg, "train", run="whole")
+
+    class Boom(Exception):
+        pass
+
+    def explode(e):
+        if e["event"] == "checkpoint":
+            raise Boom()
+
+    with pytest.raises(Boom):
+        train(ws, cfg, "train", run="cut", on_event=explode)
+    state = json.loads((ws.runs_dir / "cut" / "finetune" / "last" / "state.json").read_text())
+    assert state["epoch"] == 1
+    resumed = train(ws, cfg, "train", run="cut", resume=True)
+    assert resumed.epochs == full.epochs == {"finetune": 3}
+    wa, wb = _weights(full), _weights(resumed)
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+    assert resumed.metrics["test"]["ndcg@10"] == pytest.approx(full.metrics["test"]["ndcg@10"], abs=1e-6)
+
+
+def test_sigterm_cancels_with_a_resumable_checkpoint(ws):
+    sets = [f"--set={k}={v}" for k, v in TINY.items()]
+    cmd = [sys.executable, "-m", "core.cli", "train", str(ws.path), "--model", "sasrec", "--run", "sig",
+           "--epochs", "50", "--progress-json", *sets]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    p = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    events = []
+    for line in p.stdout:
+        events.append(json.loads(line))
+        if events[-1]["event"] == "epoch":
+            p.send_signal(signal.SIGTERM)
+            break
+    rest, err = p.communicate(timeout=120)
+    events += [json.loads(x) for x in rest.splitlines()]
+    assert p.returncode == 0, err
+    assert events[-1]["event"] == "cancelled"
+    assert Path(events[-1]["checkpoint"]).joinpath("state.json").is_file()
+    assert not (ws.models_dir / "sig").exists()
+    # resume with fewer epochs to finish quickly: the run's saved config wins, so set epochs there
+    cfg_path = ws.runs_dir / "sig" / "config.json"
+    saved = json.loads(cfg_path.read_text())
+    done_epochs = max(e["epoch"] for e in events if e["event"] == "epoch")
+    saved["finetune_epochs"] = done_epochs + 1
+    cfg_path.write_text(json.dumps(saved))
+    r = subprocess.run(cmd[:9] + ["--resume", "--progress-json"], cwd=REPO, capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    ev = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [e["epoch"] for e in ev if e["event"] == "epoch"] == [done_epochs + 1]
+    assert ev[-1]["event"] == "done" and (ws.models_dir / "sig" / "manifest.json").is_file()
+
+
+def test_ablations_and_text_only_run(ws):
+    for name, over, which, stages in (
+            ("noprep", {"pretrain": False}, "train", {"finetune": 1}),
+            ("textonly", {"modalities": "text"}, "pretrain", {"pretrain": 1}),
+            ("fixedp", {"mixup_p_fixed": 0.3, "cmcl": False}, "pretrain", {"pretrain": 1})):
+        res = train(ws, _cfg(model="msm4sr", pretrain_epochs=1, finetune_epochs=1, **over), which, run=name)
+        assert res.epochs == stages
+        m = json.loads((res.model_dir / "manifest.json").read_text())
+        assert m["stage"] == list(stages)[0]
+        if name == "textonly":
+            assert m["modalities"] == ["text"] and not any(k.startswith("mods.image") for k in m["tensors"])
+
+
+def test_finetune_from_a_pretrained_checkpoint(ws):
+    pre = train(ws, _cfg(model="msm4sr", pretrain_epochs=1), "pretrain", run="pre-only")
+    w0 = _weights(pre)
+    ft = train(ws, _cfg(model="msm4sr", finetune_epochs=1, finetune_lr=1e-9), "finetune", run="ft",
+               init_from=pre.model_dir)
+    w1 = _weights(ft)
+    # with a vanishing learning rate the transformer stays where pre-training left it
+    assert torch.allclose(w0["encoder.blocks.0.qkv.weight"], w1["encoder.blocks.0.qkv.weight"], atol=1e-5)
+    assert json.loads((ft.model_dir / "manifest.json").read_text())["use_ids"] is True
