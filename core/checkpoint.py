@@ -192,9 +192,14 @@ def check_items(manifest: dict, ws_items) -> None:
 
 # ---- resumable training state ----------------------------------------------
 def save_state(folder, model, optimizer, state: dict) -> Path:
-    """Model + Adam state + counters, for --resume. Atomic per file; state.json last."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    """Model + Adam state + counters, for --resume. Atomic as a whole folder: written to
+    FOLDER.new, then swapped in (FOLDER -> FOLDER.old, FOLDER.new -> FOLDER), so a kill at
+    any moment leaves a complete previous or new state (see `state_folder`)."""
+    import shutil
+    final = Path(folder)
+    folder, old = final.with_name(final.name + ".new"), final.with_name(final.name + ".old")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     w_sha = save_tensors(folder / WEIGHTS, model.state_dict())
     opt = optimizer.state_dict()
     flat, steps = {}, {}
@@ -207,7 +212,22 @@ def save_state(folder, model, optimizer, state: dict) -> Path:
     o_sha = save_tensors(folder / OPTIMIZER, flat)
     _write_json(folder / STATE, dict(state, weights_sha256=w_sha, optimizer_sha256=o_sha,
                                      adam_steps=steps, param_groups=opt["param_groups"]))
-    return folder
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(folder, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def state_folder(folder) -> Path | None:
+    """The complete resumable state at FOLDER, or at FOLDER.old when a kill fell between
+    save_state's two renames; None when there is none."""
+    folder = Path(folder)
+    for f in (folder, folder.with_name(folder.name + ".old")):
+        if (f / STATE).is_file():
+            return f
+    return None
 
 
 def load_state(folder, model, optimizer) -> dict:

@@ -134,6 +134,9 @@ def cmd_train(args, stage: str) -> int:
     else:
         on_event = _Bar()
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    from core import distributed
+    distributed.init(cfg.device)  # under torchrun: join the process group (else nothing)
+    main = distributed.is_main()
     try:
         with Workspace.open(args.workspace) as ws:
             try:
@@ -148,7 +151,8 @@ def cmd_train(args, stage: str) -> int:
             signal.signal(s, h)
         if isinstance(on_event, _Bar):
             on_event.close()
-    if not args.progress_json and not result.cancelled:
+        distributed.cleanup()
+    if not args.progress_json and not result.cancelled and main:
         print(_format_metrics(result.metrics))
     return 0
 

@@ -19,6 +19,7 @@ import math
 import numpy as np
 import torch
 
+from core import distributed
 from core.data import Case, Dataset, left_pad
 
 KS = (5, 10, 20, 50)
@@ -35,6 +36,28 @@ def metrics_from_ranks(ranks: np.ndarray, ks=KS) -> dict:
         out[f"ndcg@{k}"] = float((1.0 / np.log2(r[hit] + 2)).sum() / n)
         out[f"mrr@{k}"] = float((1.0 / (r[hit] + 1)).sum() / n)
     out["cases"] = len(r)
+    return out
+
+
+def mine(cases: list) -> list:
+    """This rank's share of the cases (all of them in one process)."""
+    return cases[distributed.rank()::distributed.world_size()]
+
+
+def reduce_metrics(ranks: np.ndarray, ks=KS) -> dict:
+    """metrics_from_ranks over every rank's share: the per-rank sums are all-reduced."""
+    if not distributed.active():
+        return metrics_from_ranks(ranks, ks)
+    r = np.asarray(ranks)
+    sums = [len(r)]
+    for k in ks:
+        hit = r < k
+        sums += [hit.sum(), (1.0 / np.log2(r[hit] + 2)).sum(), (1.0 / (r[hit] + 1)).sum()]
+    tot = distributed.all_reduce_sum(torch.tensor(np.array(sums, dtype=np.float64))).tolist()
+    n, out = max(tot[0], 1), {}
+    for j, k in enumerate(ks):
+        out[f"recall@{k}"], out[f"ndcg@{k}"], out[f"mrr@{k}"] = (x / n for x in tot[1 + 3 * j:4 + 3 * j])
+    out["cases"] = int(tot[0])
     return out
 
 
@@ -91,19 +114,19 @@ def evaluate(model, ds: Dataset, max_len: int, parts=("valid", "test"), batch: i
         model.eval()
         table = model.item_table()
     for part in parts:
-        ranks = rank_cases(model, getattr(ds, part), max_len, batch, mask_history=mask_history,
+        ranks = rank_cases(model, mine(getattr(ds, part)), max_len, batch, mask_history=mask_history,
                            table=table)
-        out[part] = metrics_from_ranks(ranks)
+        out[part] = reduce_metrics(ranks)
     if cold and ds.cold:
         out["cold"] = cold_start(model, ds, max_len, batch, table=table)
     return out
 
 
 def cold_start(model, ds: Dataset, max_len: int, batch: int = 512, table=None) -> dict:
-    cases = [(h, t) for h, t in ds.cold]
+    cases = mine([(h, t) for h, t in ds.cold])  # this rank's share (all in one process)
     ranks = rank_cases(model, cases, max_len, batch, candidates=ds.cold_items, table=table)
-    return {"model": metrics_from_ranks(ranks),
-            "popularity": metrics_from_ranks(popularity_ranks(ds, cases)),
+    return {"model": reduce_metrics(ranks),
+            "popularity": reduce_metrics(popularity_ranks(ds, cases)),
             "candidates": int(len(ds.cold_items))}
 
 

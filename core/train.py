@@ -13,6 +13,18 @@ epoch start, so a resumed run repeats exactly what an uninterrupted one would do
 Cancellation: `should_stop()` is polled after every step; the trainer then emits
 "cancelled" pointing at the last completed epoch's resumable state and returns
 (the command line exits 0). Work done in the unfinished epoch is not kept.
+
+Data-parallel (`torchrun --nproc_per_node N -m core.cli train ...`, see core.distributed):
+every rank draws the same seeded global order of windows and the same global batches
+(item drop included); each global batch is cut into N contiguous, near-equal row shards
+(core.distributed.shard_of), one per rank: a DistributedSampler-style split of one
+shared order, so per-rank batch = global batch / N. The losses gather the query vectors
+from all ranks (core.distributed.all_gather, autograd-aware), so their in-batch negatives
+and their means are those of the global batch; DDP averages the gradients. Per-row random
+draws (mixup swaps, query positions) are drawn for the whole global batch and cut, so they
+equal one process's; dropout masks come from each rank's own torch seed (seed + rank), so
+with dropout > 0 a run is statistically, not bitwise, the one-process run. Only rank 0
+writes files and emits events; evaluation is sharded and its metric sums all-reduced.
 """
 from __future__ import annotations
 
@@ -26,11 +38,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from core import checkpoint, config as config_mod
+from core import checkpoint, config as config_mod, distributed as dd
 from core.config import Config
 from core.data import Dataset, batches, load_dataset, n_batches, windows
 from core.errors import CheckpointError, InputError
-from core.evaluate import evaluate, flat, metrics_from_ranks, rank_cases
+from core.evaluate import evaluate, flat, mine, rank_cases, reduce_metrics
 from core.workspace import Workspace
 
 STAGES = ("pretrain", "finetune")
@@ -110,18 +122,24 @@ class Trainer:
         elif self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise InputError(f"run {self.run!r} already exists in {ws.runs_dir}; "
                              f"use --resume to continue it or --run to name a new one")
+        dd.barrier()  # every rank has checked before rank 0 creates the run folder
+        self.main = dd.is_main()
         self.cfg = cfg
         self.device = pick_device(cfg.device)
         self.should_stop = should_stop or (lambda: False)
         self.step_interval = step_interval
         self._listeners = [on_event] if on_event else []
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.run_dir / "progress.jsonl", "a")
+        self._log = None
+        if self.main:  # only rank 0 writes files and emits events
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.run_dir / "progress.jsonl", "a")
         self.t0 = time.perf_counter()
         self.result = RunResult(self.run, self.run_dir)
 
     # ---- events ---------------------------------------------------------
     def emit(self, event: dict) -> None:
+        if not self.main:
+            return
         line = json.dumps(event)
         self._log.write(line + "\n")
         self._log.flush()
@@ -134,7 +152,8 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         try:
-            config_mod.save(cfg, self.run_dir / "config.json")
+            if self.main:
+                config_mod.save(cfg, self.run_dir / "config.json")
             ds = load_dataset(self.ws, cfg)
             self.ds = ds
             self.emit({"event": "start", "stage": which, "run": self.run, "device": str(self.device),
@@ -154,7 +173,8 @@ class Trainer:
             self.emit({"event": "error", "message": str(e)})
             raise
         finally:
-            self._log.close()
+            if self._log:
+                self._log.close()
 
     def _new_model(self, ds: Dataset):
         from core.model import build
@@ -206,11 +226,17 @@ class Trainer:
         if cfg.model == "msm4sr":
             model.use_ids = stage == "finetune"
         opt = self._optimizer(model, stage)
+        step_fn = _LossOf(model)  # DDP hooks forward(); the model's loss is its forward here
+        if dd.active():
+            step_fn = torch.nn.parallel.DistributedDataParallel(
+                step_fn, device_ids=[torch.cuda.current_device()] if self.device.type == "cuda" else None,
+                find_unused_parameters=stage == "pretrain")  # id_emb: unused in pre-training
         epochs = cfg.pretrain_epochs if stage == "pretrain" else cfg.finetune_epochs
         st = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0, "elapsed": 0.0, "stage_s": 0.0}
         budget = 60 * (cfg.pretrain_minutes if stage == "pretrain" else cfg.finetune_minutes)
-        if self.resume and (sdir / "last" / checkpoint.STATE).is_file():
-            st.update(checkpoint.load_state(sdir / "last", model, opt))
+        last = checkpoint.state_folder(sdir / "last") if self.resume else None
+        if last is not None:
+            st.update(checkpoint.load_state(last, model, opt))
             self.t0 -= st["elapsed"]
         wins = windows(ds.train, cfg.max_len)
         bs = cfg.pretrain_batch if stage == "pretrain" else cfg.finetune_batch
@@ -220,21 +246,25 @@ class Trainer:
         for epoch in range(st["epoch"] + 1, epochs + 1):
             seed = [cfg.seed, stage_id, epoch]
             rng = np.random.default_rng(seed)
-            torch.manual_seed(int(np.random.default_rng(seed).integers(2**62)))
+            torch.manual_seed(int(np.random.default_rng(seed).integers(2**62)) + dd.rank())  # dropout
             gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
             model.train()
             t_epoch, n_targets = time.perf_counter(), 0
             drop = cfg.item_drop_max if stage == "pretrain" else 0.0
             for step, (inp, tgt) in enumerate(batches(wins, cfg.max_len, bs, rng, drop), 1):
+                n_targets += int((tgt > 0).sum())  # of the global batch
+                shard = None
+                if dd.active():  # this rank's rows of the global batch
+                    shard = dd.shard_of(len(inp))
+                    inp, tgt = inp[shard.start:shard.stop], tgt[shard.start:shard.stop]
                 inp, tgt = inp.to(self.device, non_blocking=True), tgt.to(self.device, non_blocking=True)
                 with autocast(self.device):
-                    loss, parts = model.loss(inp, tgt, stage, gen)
+                    loss, parts = step_fn(inp, tgt, stage, gen, shard)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
-                n_targets += int((tgt > 0).sum())
                 now = time.perf_counter()
                 if now - last_emit >= self.step_interval or step == steps:
                     last_emit = now
@@ -245,13 +275,13 @@ class Trainer:
                                "steps": steps, "loss": float(loss.detach()),
                                "losses": {k: float(v.detach()) for k, v in parts.items()},
                                "items_per_s": round(rate, 1), "eta_s": round(per_step * left, 1)})
-                if self.should_stop():
+                if dd.any_rank(self.should_stop()):
                     return self._cancel(stage, model, opt, st)
             seconds = time.perf_counter() - t_epoch
             self.result.timing[stage] = {"items_per_s": n_targets / seconds, "epoch_s": seconds}
             valid = {}
             if epoch % cfg.eval_every == 0 or epoch == epochs:
-                valid = metrics_from_ranks(rank_cases(model, ds.valid, cfg.max_len, cfg.eval_batch))
+                valid = reduce_metrics(rank_cases(model, mine(ds.valid), cfg.max_len, cfg.eval_batch))
                 valid = {k: valid[k] for k in ("ndcg@10", "recall@10")}
                 self.result.curve.append((stage, epoch, time.perf_counter() - self.t0, valid["ndcg@10"]))
             self.emit({"event": "epoch", "stage": stage, "epoch": epoch, "valid": valid,
@@ -262,27 +292,32 @@ class Trainer:
             if improved or (stage == "pretrain" and valid):
                 # pre-training keeps its last epoch; fine-tuning its best
                 st.update(best=valid["ndcg@10"], best_epoch=epoch, bad=0)
-                checkpoint.save_tensors(_mk(sdir / "best") / checkpoint.WEIGHTS, model.state_dict())
+                if self.main:
+                    checkpoint.save_tensors(_mk(sdir / "best") / checkpoint.WEIGHTS, model.state_dict())
             elif valid:
                 st["bad"] += 1
-            checkpoint.save_state(sdir / "last", model, opt, st)
+            if self.main:
+                checkpoint.save_state(sdir / "last", model, opt, st)
             self.emit({"event": "checkpoint", "path": str(sdir / "last")})
             if stage == "finetune" and st["bad"] >= cfg.patience:
                 break
             if budget and st["stage_s"] >= budget:  # time budget spent: end the stage normally
                 break
-        if not (sdir / "best" / checkpoint.WEIGHTS).is_file():  # no epoch evaluated: keep last
+        if self.main and not (sdir / "best" / checkpoint.WEIGHTS).is_file():  # no epoch evaluated: keep last
             checkpoint.save_tensors(_mk(sdir / "best") / checkpoint.WEIGHTS, model.state_dict())
+        dd.barrier()  # rank 0 has written best/ before every rank reads it
         model.load_state_dict(checkpoint.load_tensors(sdir / "best" / checkpoint.WEIGHTS))
         self.result.epochs[stage] = st["epoch"]
-        done_flag.write_text(json.dumps({"epochs": st["epoch"], "best_epoch": st["best_epoch"]}))
-        if stage == "pretrain":
-            checkpoint.save_model(sdir / "model", model, manifest_for(model, self.cfg, ds, stage, {}))
+        if self.main:  # done.json last: a stage marked done has all its files
+            if stage == "pretrain":
+                checkpoint.save_model(sdir / "model", model, manifest_for(model, self.cfg, ds, stage, {}))
+            done_flag.write_text(json.dumps({"epochs": st["epoch"], "best_epoch": st["best_epoch"]}))
+        dd.barrier()
         return model
 
     def _cancel(self, stage, model, opt, st):
         last = self.run_dir / stage / "last"
-        if not (last / checkpoint.STATE).is_file():  # nothing completed yet: keep what we have
+        if self.main and not (last / checkpoint.STATE).is_file():  # nothing completed yet: keep what we have
             checkpoint.save_state(last, model, opt, st)
         self.result.cancelled = True
         self.emit({"event": "cancelled", "checkpoint": str(last)})
@@ -292,11 +327,26 @@ class Trainer:
         metrics = evaluate(model, ds, self.cfg.max_len, batch=self.cfg.eval_batch)
         self.result.metrics = metrics
         out = self.ws.models_dir / self.run
-        if out.exists():
-            shutil.rmtree(out)
-        checkpoint.save_model(out, model, manifest_for(model, self.cfg, ds, stage, metrics))
+        if self.main:
+            if out.exists():
+                shutil.rmtree(out)
+            checkpoint.save_model(out, model, manifest_for(model, self.cfg, ds, stage, metrics))
+        dd.barrier()
         self.result.model_dir = out
         return out
+
+
+class _LossOf(torch.nn.Module):
+    """The model's training loss as forward(), so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inp, tgt, stage, gen, shard):
+        if shard is None:
+            return self.model.loss(inp, tgt, stage, gen)
+        return self.model.loss(inp, tgt, stage, gen, shard=shard)
 
 
 def _mk(p: Path) -> Path:

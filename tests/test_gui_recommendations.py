@@ -120,9 +120,15 @@ def test_edits_coalesce_and_stale_results_are_dropped(qtbot, panel, session, rec
     assert shown[0] == [i for i, _ in rec.recommend(a[:7], k=10, exclude=tuple(a[:7]))]
 
     shown.clear()
-    session.set_sequence(a[:4])
-    qtbot.waitUntil(lambda: panel._req._task is not None, timeout=5000)   # A is in flight
-    session.set_sequence(b[:5])                                            # B arrives meanwhile
+    from gui.model_calls import model_lock
+    lock = model_lock(rec)
+    lock.acquire()          # hold the model, so request A stays in flight however fast it is
+    try:
+        session.set_sequence(a[:4])
+        qtbot.waitUntil(lambda: panel._req._task is not None, timeout=5000)   # A is in flight
+        session.set_sequence(b[:5])                                            # B arrives meanwhile
+    finally:
+        lock.release()
     qtbot.waitUntil(lambda: len(shown) >= 1 and not panel.busy, timeout=20000)
     qtbot.wait(150)
     assert shown == [[i for i, _ in rec.recommend(b[:5], k=10, exclude=tuple(b[:5]))]]

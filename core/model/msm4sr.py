@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core import distributed
 from core.config import Config
 from core.model.layers import AttentionPool, MoEAdaptor, SeqEncoder, init_weights
 
@@ -116,13 +117,18 @@ class MSM4SR(nn.Module):
         return 1.0 / self.cfg.temperature
 
     # ---- training losses ------------------------------------------------
-    def loss(self, inp: torch.Tensor, tgt: torch.Tensor, stage: str, gen: torch.Generator | None = None):
-        """inp, tgt [B, L] (left-padded; tgt = next item, 0 = none). Returns (loss, parts)."""
-        if stage == "pretrain":
-            return self._pretrain_loss(inp, tgt, gen)
-        return self._finetune_loss(inp, tgt)
+    def loss(self, inp: torch.Tensor, tgt: torch.Tensor, stage: str, gen: torch.Generator | None = None,
+             shard: distributed.Shard | None = None):
+        """inp, tgt [B, L] (left-padded; tgt = next item, 0 = none). Returns (loss, parts).
 
-    def _pretrain_loss(self, inp, tgt, gen):
+        Data-parallel (`shard`: this rank's rows of the global batch): the query vectors
+        and their targets are gathered from every rank (autograd all_gather), so the loss,
+        and its in-batch negatives, are those of the global batch, as in one process."""
+        if stage == "pretrain":
+            return self._pretrain_loss(inp, tgt, gen, shard)
+        return self._finetune_loss(inp, tgt, shard)
+
+    def _pretrain_loss(self, inp, tgt, gen, shard=None):
         cfg, dev = self.cfg, inp.device
         pad = inp == 0
         emb = self._embed(inp)
@@ -130,17 +136,23 @@ class MSM4SR(nn.Module):
         if both and cfg.mixup:
             p = cfg.mixup_p_fixed if cfg.mixup_p_fixed is not None else \
                 float(torch.rand((), generator=gen)) * cfg.mixup_p_max
-            emb["text"], emb["image"] = complementary_mixup(emb["text"], emb["image"], pad, p, gen)
+            emb["text"], emb["image"] = complementary_mixup(emb["text"], emb["image"], pad, p, gen, shard)
         seq = self._encode(emb, pad)
         # queries: a few random positions per window that have a next item
         k = min(cfg.pretrain_positions, inp.shape[1])
-        r = torch.rand(inp.shape, generator=gen).to(dev).masked_fill(tgt == 0, -1.0)
+        r = _rand(inp.shape, gen, shard).to(dev).masked_fill(tgt == 0, -1.0)
         rv, pos = r.topk(k, dim=1)
         ok = rv >= 0
         rows = torch.arange(inp.shape[0], device=dev).unsqueeze(1).expand_as(pos)[ok]
         pos = pos[ok]
         y = tgt[rows, pos]
         q = {m: F.normalize(s[rows, pos], dim=-1) for m, s in seq.items()}
+        if shard is not None:
+            # in-batch negatives over the global batch: every rank gathers all ranks' queries
+            # (autograd all_gather: gradients flow back to the rank that made each query) and
+            # scores them against the distinct next items of the whole global batch
+            y = distributed.all_gather(y)
+            q = {m: distributed.all_gather(v) for m, v in q.items()}
         uniq, label = torch.unique(y, return_inverse=True)
         items = {m: F.normalize(v, dim=-1) for m, v in self.item_vectors(uniq).items()}
         parts, total = {}, 0.0
@@ -155,15 +167,18 @@ class MSM4SR(nn.Module):
             raise ValueError("pre-training needs NIP or CMCL (with two modalities)")
         return total, parts
 
-    def _finetune_loss(self, inp, tgt):
+    def _finetune_loss(self, inp, tgt, shard=None):
         pad = inp == 0
         table = self.item_vectors(torch.arange(self.n_items + 1, device=inp.device))
         seq = self._encode({m: v[inp] for m, v in table.items()}, pad)
         valid = tgt > 0
         # sum over modalities of normalised dot products = one product of concatenations
         user = self.vectors_to_table({m: s[valid] for m, s in seq.items()})
+        y = tgt[valid]
+        if shard is not None:  # the mean over the global batch's targets, as in one process
+            user, y = distributed.all_gather(user), distributed.all_gather(y)
         logits = user @ self.vectors_to_table({m: v[1:] for m, v in table.items()}).T
-        ce = F.cross_entropy(logits * self._scale(), tgt[valid] - 1)
+        ce = F.cross_entropy(logits * self._scale(), y - 1)
         return ce, {"ce": ce}
 
     # ---- scoring (evaluation, recommendation) ---------------------------
@@ -201,13 +216,18 @@ class MSM4SR(nn.Module):
         return weights
 
 
+def _rand(shape, gen, shard):
+    """Uniform draws for the rows of a batch; with a shard, this rank's rows of the global draw."""
+    return torch.rand(shape, generator=gen) if shard is None else shard.rand(shape, gen)
+
+
 def complementary_mixup(t: torch.Tensor, v: torch.Tensor, pad: torch.Tensor, p: float,
-                        gen: torch.Generator | None = None):
+                        gen: torch.Generator | None = None, shard=None):
     """Swap text and image vectors at the same Bernoulli(p) positions (never at padding).
 
     mixed_t = (1-M) t + M v, mixed_v = (1-M) v + M t; with p <= 0.5 each mixed
     sequence stays dominated by its own modality."""
-    swap = (torch.rand(pad.shape, generator=gen).to(pad.device) < p) & ~pad
+    swap = (_rand(pad.shape, gen, shard).to(pad.device) < p) & ~pad
     swap = swap.unsqueeze(-1)
     return torch.where(swap, v, t), torch.where(swap, t, v)
 

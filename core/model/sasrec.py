@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core import distributed
 from core.config import Config
 from core.model.layers import SeqEncoder, init_weights
 
@@ -27,11 +28,14 @@ class SASRec(nn.Module):
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
 
-    def loss(self, inp: torch.Tensor, tgt: torch.Tensor, stage: str = "finetune", gen=None):
+    def loss(self, inp: torch.Tensor, tgt: torch.Tensor, stage: str = "finetune", gen=None, shard=None):
         seq = self.encoder(self.item_emb(inp), inp == 0)
         valid = tgt > 0
-        logits = seq[valid] @ self.item_emb.weight[1:].T
-        ce = F.cross_entropy(logits, tgt[valid] - 1)
+        user, y = seq[valid], tgt[valid]
+        if shard is not None:  # data-parallel: the mean over the global batch's targets
+            user, y = distributed.all_gather(user), distributed.all_gather(y)
+        logits = user @ self.item_emb.weight[1:].T
+        ce = F.cross_entropy(logits, y - 1)
         return ce, {"ce": ce}
 
     def item_table(self) -> torch.Tensor:
