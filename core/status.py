@@ -19,6 +19,9 @@ def workspace_info(ws: Workspace) -> dict:
             info["features"][modality] = meta
         else:
             info["features"][modality] = None
+    image_state = ws.get_meta("image_modality") or {}
+    if info["features"]["image"] is None and image_state.get("available") is False:
+        info["image_unavailable"] = image_state.get("reason", "unavailable")
     for manifest in sorted(ws.models_dir.glob("*/manifest.json")):
         try:
             m = json.loads(manifest.read_text())
@@ -48,7 +51,9 @@ def format_info(info: dict) -> str:
     for source, n in info["keyword_sources"].items():
         lines.append(f"keywords       {source}: {n:,} items")
     for modality, meta in info["features"].items():
-        if meta is None:
+        if meta is None and modality == "image" and info.get("image_unavailable"):
+            lines.append(f"features       image: unavailable: {info['image_unavailable']}")
+        elif meta is None:
             lines.append(f"features       {modality}: not built")
         else:
             detail = meta.get("source") or meta.get("model", "")
