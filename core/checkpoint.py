@@ -82,6 +82,12 @@ def read_manifest(path) -> tuple[Path, dict]:
             raise CheckpointError(f"{mpath}: manifest field {key!r} missing or not a {kind.__name__}")
     if not all(isinstance(i, str) for i in manifest["item_ids"]):
         raise CheckpointError(f"{mpath}: item_ids must be strings")
+    _int = lambda x: isinstance(x, int) and not isinstance(x, bool)  # noqa: E731
+    shapes = manifest["tensors"].values()
+    if not all(isinstance(v, list) and all(_int(n) and n >= 0 for n in v) for v in shapes):
+        raise CheckpointError(f"{mpath}: tensors must map names to shapes (lists of sizes)")
+    if not all(_int(v) and 0 < v <= 1 << 20 for v in manifest["dims"].values()):
+        raise CheckpointError(f"{mpath}: dims must be feature widths (positive integers)")
     return folder, manifest
 
 
@@ -119,9 +125,24 @@ def build_model(manifest: dict):
     if cfg.model != manifest["model"]:
         raise CheckpointError(f"manifest says model {manifest['model']!r} but its config says {cfg.model!r}")
     dims = manifest["dims"]
+    # sizes a crafted config could use to exhaust memory or time (even building 2**31 layers
+    # on the meta device never ends): far above any model this program trains
+    for name, cap in (("layers", 64), ("experts", 1024), ("heads", 1024), ("hidden", 1 << 16),
+                      ("inner", 1 << 18), ("max_len", 1 << 16), ("pool_dim", 1 << 16)):
+        if not 0 < getattr(cfg, name) <= cap:
+            raise CheckpointError(f"manifest config: {name} = {getattr(cfg, name)} is out of range "
+                                  f"(1..{cap})")
+    import torch
     try:
+        # first on the meta device (no memory): a crafted config (sizes of 2**40) must not
+        # allocate; the sizes must be the manifest's tensors before a real model is built
+        with torch.device("meta"):
+            shapes = {k: list(v.shape) for k, v in
+                      build(cfg, len(manifest["item_ids"]), dims.get("text"), dims.get("image"))
+                      .state_dict().items()}
+        _check_shapes(shapes, manifest["tensors"], "the manifest")
         model = build(cfg, len(manifest["item_ids"]), dims.get("text"), dims.get("image"))
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, RuntimeError, OverflowError, MemoryError) as e:
         raise CheckpointError(f"cannot build the model the manifest describes: {e}") from None
     if cfg.model == "msm4sr":
         model.use_ids = bool(manifest.get("use_ids", manifest["stage"] == "finetune"))
@@ -140,8 +161,11 @@ def load_model(path, device="cpu"):
 
 def check_state(model, tensors: dict, where) -> None:
     """The tensors must be exactly the model's, with the model's shapes."""
-    own = {k: list(v.shape) for k, v in model.state_dict().items()}
-    got = {k: list(v.shape) for k, v in tensors.items()}
+    _check_shapes({k: list(v.shape) for k, v in model.state_dict().items()},
+                  {k: list(v.shape) for k, v in tensors.items()}, where)
+
+
+def _check_shapes(own: dict, got: dict, where) -> None:
     if set(own) != set(got):
         raise CheckpointError(f"{where}: tensors do not fit the model "
                               f"(missing {sorted(set(own) - set(got))[:5]}, "

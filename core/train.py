@@ -301,7 +301,7 @@ class Trainer:
             self.emit({"event": "checkpoint", "path": str(sdir / "last")})
             if stage == "finetune" and st["bad"] >= cfg.patience:
                 break
-            if budget and st["stage_s"] >= budget:  # time budget spent: end the stage normally
+            if dd.any_rank(bool(budget and st["stage_s"] >= budget)):  # budget spent (any rank): end stage
                 break
         if self.main and not (sdir / "best" / checkpoint.WEIGHTS).is_file():  # no epoch evaluated: keep last
             checkpoint.save_tensors(_mk(sdir / "best") / checkpoint.WEIGHTS, model.state_dict())

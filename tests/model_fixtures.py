@@ -13,7 +13,7 @@ from core.workspace import Item, Workspace
 
 
 def read_ml1m(root: Path, users: int):
-    rows, seen = [], []
+    rows, seen = [], set()
     with open(root / "interactions.tsv", newline="") as f:
         r = csv.reader(f, delimiter="\t")
         next(r)
@@ -21,7 +21,7 @@ def read_ml1m(root: Path, users: int):
             if u not in seen:
                 if len(seen) == users:
                     continue
-                seen.append(u)
+                seen.add(u)
             rows.append((u, i, int(t)))
     titles = {}
     with open(root / "movies.dat", encoding="latin-1") as f:
