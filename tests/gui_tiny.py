@@ -93,3 +93,21 @@ def tiny_model(tmp_path_factory, ml1m: Path) -> tuple[Path, Path]:
         assert done, r.stdout[-2000:] + r.stderr[-2000:]
         _cache["model"] = (ws, Path(done[-1]["checkpoint"]))
     return _cache["model"]
+
+
+# Shared fixtures of the live-panel tests; a test module imports them by name.
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, ml1m):
+    """(workspace, checkpoint) of the tiny trained model."""
+    return tiny_model(tmp_path_factory, ml1m)
+
+
+@pytest.fixture(scope="module")
+def rec(model):
+    """The tiny model loaded as a Recommender, as the app loads it."""
+    from gui.model_calls import load_recommender
+    ws, ckpt = model
+    return load_recommender(ckpt, ws)

@@ -6,22 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gui_tiny import tiny_model
+from gui_tiny import model, rec  # noqa: F401 - shared fixtures
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory, ml1m):
-    return tiny_model(tmp_path_factory, ml1m)
-
-
-@pytest.fixture(scope="module")
-def rec(model):
-    from gui.model_calls import load_recommender
-    ws, ckpt = model
-    return load_recommender(ckpt, ws)
 
 
 @pytest.fixture
