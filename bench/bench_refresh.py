@@ -3,8 +3,8 @@
 Builds a workspace of all 6,040 users and 3,416 items with feature tensors of the
 real shapes (10 x 384 per modality; values made here, since quality is not what
 is measured) and an MSM4SR model of the default size saved as a fine-tuned
-checkpoint without training (latency does not depend on the weights' values; one
-epoch on the full data takes ~12 min on this CPU), then edits a sequence in the
+checkpoint without training (latency does not depend on the weights' values, and
+training would only add minutes), then edits a sequence in the
 real RecommendationsPanel and reports:
   panel  edit -> results on screen (includes the panel's 50 ms debounce)
   model  Recommender.recommend alone, on this thread
