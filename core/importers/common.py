@@ -46,6 +46,15 @@ class BadLines:
 
 
 # ---- reading ---------------------------------------------------------------
+class FirstLines(dict):
+    """id -> the line it first appeared on. A second appearance names both lines."""
+
+    def claim(self, key: str, what: str, path, line: int) -> None:
+        if key in self:
+            raise InputError(f"duplicate {what} {key!r} (first on line {self[key]})", path, line)
+        self[key] = line
+
+
 def check_file(path) -> Path:
     if path is None or str(path) == "":
         raise InputError("no file given")

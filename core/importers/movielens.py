@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.errors import InputError
 from core.importers import tsv
-from core.importers.common import (BadLines, Parsed, check_folder, image_index,
+from core.importers.common import (FirstLines, BadLines, Parsed, check_folder, image_index,
                                    need_id, read_lines, to_ts)
 from core.workspace import Item
 
@@ -70,19 +70,16 @@ def parse(sources: dict, opts, progress) -> Parsed:
     posters = sources.get("posters")
     folder = check_folder(posters) if posters else None
     if movies:
-        first: dict[str, int] = {}
+        first = FirstLines()
         for n, line in enumerate(read_lines(movies, opts.encoding or MOVIES_ENCODING), 1):
             if not line or line.isspace():
                 continue
             try:
                 movie, title, genres = parse_movie_line(line, movies, n)
-                if movie in first:
-                    raise InputError(f"duplicate movie id {movie!r} (first on line {first[movie]})",
-                                     movies, n)
+                first.claim(movie, "movie id", movies, n)
             except InputError as e:
                 bad(e)
                 continue
-            first[movie] = n
             parsed.items[movie] = Item(id=movie, title=title, categories=genres)
         parsed.sources["movies"] = str(Path(movies).resolve())
     if ratings:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.errors import InputError
-from core.importers.common import BadLines, Parsed, need_id, read_lines, to_ts
+from core.importers.common import FirstLines, BadLines, Parsed, need_id, read_lines, to_ts
 from core.workspace import Item
 
 TYPES = ("token", "token_seq", "float", "float_seq")
@@ -92,17 +92,14 @@ def parse(sources: dict, opts, progress) -> Parsed:
         (hn, head), body = _body(item, opts.encoding)
         names = parse_header(head, item, hn)
         idx = _index(names, ITEM_NAMES, ("id",), item, hn)
-        first: dict[str, int] = {}
+        first = FirstLines()
         for n, line in body:
             try:
                 it = parse_item_line(line, idx, len(names), item, n)
-                if it.id in first:
-                    raise InputError(f"duplicate item id {it.id!r} (first on line {first[it.id]})",
-                                     item, n)
+                first.claim(it.id, "item id", item, n)
             except InputError as e:
                 bad(e)
                 continue
-            first[it.id] = n
             parsed.items[it.id] = it
         parsed.sources["item"] = str(Path(item).resolve())
     if inter:

@@ -9,7 +9,7 @@ import io
 from pathlib import Path
 
 from core.errors import InputError
-from core.importers.common import (TS_MAX, TS_MIN, BadLines, Parsed, check_folder, inside,
+from core.importers.common import (FirstLines, TS_MAX, TS_MIN, BadLines, Parsed, check_folder, inside,
                                    need_id, parse_tags, read_lines, to_ts)
 from core.workspace import Item
 
@@ -144,17 +144,14 @@ def read_items(path, sep: str, columns: dict[str, str], encoding, root: Path, ba
     hline, header = _header(rows, path)
     idx = header_index(header, ITEM_FIELDS, REQUIRED_ITEM, columns, path, hline)
     ncols = len(header)
-    first: dict[str, int] = {}
+    first = FirstLines()
     for n, fields in rows:
         try:
             item, tags = parse_item(fields, idx, ncols, root, path, n)
-            if item.id in first:
-                raise InputError(f"duplicate item id {item.id!r} (first on line {first[item.id]})",
-                                 path, n)
+            first.claim(item.id, "item id", path, n)
         except InputError as e:
             bad(e)
             continue
-        first[item.id] = n
         parsed.items[item.id] = item
         if tags:
             parsed.tags[item.id] = tags
