@@ -8,26 +8,69 @@ DEFAULT_TAG = "laion2b_s34b_b79k"  # core.features.keywords.DEFAULT_TAG; kept he
 
 
 def cmd_features(args) -> int:
+    from core import distributed
+    if distributed.launched():
+        return _features_distributed(args)
+    report, problems = _build(args)
+    _print_report(args, report, problems)
+    return 0
+
+
+def _build(args):
     from core.features.build import build_features
     from core.progress import TerminalProgress
     from core.workspace import Workspace
     bar = TerminalProgress()
     with Workspace.open(args.workspace) as ws:
         try:
-            report = build_features(
-                ws, text_model=args.text_model, clip_model=args.clip_model,
-                clip_pretrained=args.clip_pretrained, clip_weights=args.clip_weights,
-                keywords_from=args.keywords_from, top_m=args.top_m, batch_size=args.batch_size,
-                progress=bar, device=args.device, vocabulary=args.vocabulary)
+            report = build_features(ws, progress=bar, **_options(args))
         finally:
             bar.close()
         problems = ws.problems("image")
+    return report, problems
+
+
+def _options(args) -> dict:
+    return dict(text_model=args.text_model, clip_model=args.clip_model,
+                clip_pretrained=args.clip_pretrained, clip_weights=args.clip_weights,
+                keywords_from=args.keywords_from, top_m=args.top_m, batch_size=args.batch_size,
+                device=args.device, vocabulary=args.vocabulary)
+
+
+def _features_distributed(args) -> int:
+    """Under torchrun: every rank encodes its share of the text batches, rank 0 merges,
+    reports and prints; the others only log what they encoded (on stderr)."""
+    import sys
+    from core import distributed
+    from core.features.build import build_features_distributed
+    from core.progress import TerminalProgress, silent
+    from core.workspace import Workspace
+    distributed.init(args.device or "auto")
+    try:
+        bar = TerminalProgress() if distributed.is_main() else silent
+        with Workspace.open(args.workspace) as ws:
+            try:
+                report, encoded = build_features_distributed(ws, progress=bar, **_options(args))
+            finally:
+                if bar is not silent:
+                    bar.close()
+            problems = ws.problems("image") if report is not None else []
+        print(f"msm4sr features: rank {distributed.rank()} of {distributed.world_size()} "
+              f"encoded {encoded} text items", file=sys.stderr, flush=True)
+    finally:
+        distributed.cleanup()
+    if report is not None:
+        _print_report(args, report, problems)
+    return 0
+
+
+def _print_report(args, report, problems) -> None:
     if args.json:
         out = report.to_dict()
         if args.report:
             out["problems"] = [{"item": i, "problem": p} for i, _, p in problems]
         print(json.dumps(out, indent=2))
-        return 0
+        return
     print(f"text features   {report.text_items:,} items ({report.text_computed:,} encoded, "
           f"{report.text_items - report.text_computed:,} reused)")
     if report.image_source:
@@ -42,7 +85,6 @@ def cmd_features(args) -> int:
             print(f"  {item}\t{reason}")
     elif report.images_missing or report.images_failed:
         print("(--report lists the items without a usable image)")
-    return 0
 
 
 def add_commands(sub) -> None:

@@ -172,9 +172,22 @@ class _Pool:
 
 
 # ---- text ------------------------------------------------------------------------
+def _shard_batches(todo: list[int], batch_size: int, shard: tuple[int, int]) -> list[int]:
+    """The rows of the batches numbered rank, rank + world, ... of `todo` cut into batches.
+
+    Only the last batch can be short, so cutting the result again gives the same batches
+    one process would encode (same inputs per encode call, same numbers)."""
+    rank, world = shard
+    batches = [todo[s:s + batch_size] for s in range(0, len(todo), batch_size)]
+    return [k for b, batch in enumerate(batches) if b % world == rank for k in batch]
+
+
 def _text_rows(items, enc: TextEncoder, pool: _Pool | None, batch_size: int, progress,
-               report: FeatureReport | None = None):
-    """(vectors [N, V, D] float16, mask [N, V], hashes) for `items`."""
+               report: FeatureReport | None = None, shard: tuple[int, int] | None = None):
+    """(vectors [N, V, D] float16, mask [N, V], hashes) for `items`.
+
+    shard (rank, world): encode only this rank's batches into partial/ (the other rows
+    stay empty; the caller keeps only the partial files)."""
     import torch
     V, D = MAX_VECTORS, enc.dim
     sentences = [item_sentences(it, V) for it in items]
@@ -187,8 +200,12 @@ def _text_rows(items, enc: TextEncoder, pool: _Pool | None, batch_size: int, pro
             vectors[k], mask[k] = pool.rows[h]
         else:
             todo.append(k)
-    done = len(items) - len(todo)
-    progress("text", done, len(items))
+    if shard is not None:
+        todo = _shard_batches(todo, batch_size, shard)
+        done, total = 0, len(todo)   # progress over this rank's share
+    else:
+        done, total = len(items) - len(todo), len(items)
+    progress("text", done, total)
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
         flat = [s for k in batch for s in sentences[k]]
@@ -203,7 +220,7 @@ def _text_rows(items, enc: TextEncoder, pool: _Pool | None, batch_size: int, pro
         done += len(batch)
         if report is not None:
             report.text_computed += len(batch)
-        progress("text", done, len(items))
+        progress("text", done, total)
     return vectors, mask, hashes
 
 
@@ -350,6 +367,21 @@ def _vocabulary(ws, items, base=None) -> list[str]:
 
 
 # ---- the build -------------------------------------------------------------------------
+def _check_options(keywords_from: str, top_m: int, batch_size: int) -> None:
+    if keywords_from not in KEYWORDS_FROM:
+        raise StudioError(f"keywords_from must be one of {', '.join(KEYWORDS_FROM)}, "
+                          f"not {keywords_from!r}")
+    if top_m < 1 or batch_size < 1:
+        raise StudioError("top_m and batch_size must be at least 1")
+
+
+def _items(ws):
+    items = ws.items()
+    if not items:
+        raise StudioError(f"{ws.path}: the workspace has no items; import a catalog first")
+    return items
+
+
 def build_features(ws, text_model: str | None = None, clip_model: str = DEFAULT_MODEL,
                    clip_pretrained: str | None = DEFAULT_TAG, clip_weights=None,
                    keywords_from: str = "clip", top_m: int = 15, batch_size: int = 64,
@@ -358,15 +390,9 @@ def build_features(ws, text_model: str | None = None, clip_model: str = DEFAULT_
 
     vocabulary: the base keyword list (a list of words or a file, one word a line); None
     means assets/vocabulary.txt. The catalog's own frequent words are always added."""
-    if keywords_from not in KEYWORDS_FROM:
-        raise StudioError(f"keywords_from must be one of {', '.join(KEYWORDS_FROM)}, "
-                          f"not {keywords_from!r}")
-    if top_m < 1 or batch_size < 1:
-        raise StudioError("top_m and batch_size must be at least 1")
+    _check_options(keywords_from, top_m, batch_size)
     report = FeatureReport(keywords_from=keywords_from)
-    items = ws.items()
-    if not items:
-        raise StudioError(f"{ws.path}: the workspace has no items; import a catalog first")
+    items = _items(ws)
 
     t0 = time.perf_counter()
     enc = text_encoder(text_model, device)
@@ -430,6 +456,60 @@ def build_features(ws, text_model: str | None = None, clip_model: str = DEFAULT_
             report.images_failed.append((it.id, reason))
     report.seconds["keywords"] = time.perf_counter() - t0
     return report
+
+
+# ---- the build under torchrun ----------------------------------------------------------------
+def _together(step):
+    """step() on every rank, then a collective check: a failure on any rank stops all ranks
+    here (re-raised where it happened) instead of leaving the others at the next barrier."""
+    from core import distributed
+    try:
+        out, error = step(), None
+    except Exception as e:  # noqa: BLE001 - re-raised below, after the other ranks know
+        out, error = None, e
+    if distributed.any_rank(error is not None):
+        if error is not None:
+            raise error
+        raise StudioError(f"rank {distributed.rank()}: another rank failed; see its error")
+    return out
+
+
+def build_features_distributed(ws, text_model: str | None = None, batch_size: int = 64,
+                               progress=silent, device: str | None = None,
+                               **options) -> tuple[FeatureReport | None, int]:
+    """build_features sharded over the torchrun ranks: (rank 0's report or None, the number
+    of text rows this rank encoded).
+
+    Each rank encodes the text batches numbered rank, rank + world, ... into features/partial/
+    (the resume mechanism); then rank 0 alone runs build_features, which finds every batch
+    there, encodes nothing more and writes the files and database rows as one process does.
+    Image keywords are computed by rank 0 only, inside build_features: CLIP keywords go to
+    the database as each batch finishes, and the other ranks must not write to it.
+    Without torchrun this is build_features in one process."""
+    import torch
+    from core import distributed
+    _check_options(options.get("keywords_from", "clip"), options.get("top_m", 15), batch_size)
+    items = _items(ws)
+
+    def load():
+        enc = text_encoder(text_model, device)
+        enc.batch_size = batch_size
+        return enc, _Pool(ws, "text", MAX_VECTORS, enc.dim)
+    # every rank has read partial/ before any rank writes there: all see the same batches
+    enc, pool = _together(load)
+    shard = (distributed.rank(), distributed.world_size())
+    mine = FeatureReport()
+    _together(lambda: _text_rows(items, enc, pool, batch_size, progress, mine, shard))
+    encoded = int(distributed.all_reduce_sum(torch.tensor([float(mine.text_computed)]))[0])
+
+    def merge():
+        if not distributed.is_main():
+            return None
+        report = build_features(ws, text_model=text_model, batch_size=batch_size,
+                                progress=progress, device=device, **options)
+        report.text_computed += encoded   # the merge itself reused the ranks' batches
+        return report
+    return _together(merge), mine.text_computed
 
 
 # ---- features for items given on the fly ---------------------------------------------------
