@@ -76,6 +76,7 @@ def keep_freed_memory() -> bool:
     page-faults its big tensors (the [targets, items] logits) in again: a fresh CPU
     fine-tuning run spent a third of its CPU time in the kernel. Turning off mmap for
     allocations and heap trimming keeps that memory for the next step (bench/bench_cpu_steps.py).
+    Process-wide, so only training processes call it (the app trains in a subprocess).
     Linux with glibc only; elsewhere nothing changes. Returns whether it took effect."""
     import ctypes
     import sys
