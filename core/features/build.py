@@ -385,17 +385,19 @@ def _items(ws):
 def build_features(ws, text_model: str | None = None, clip_model: str = DEFAULT_MODEL,
                    clip_pretrained: str | None = DEFAULT_TAG, clip_weights=None,
                    keywords_from: str = "clip", top_m: int = 15, batch_size: int = 64,
-                   progress=silent, device: str | None = None, vocabulary=None) -> FeatureReport:
+                   progress=silent, device: str | None = None, vocabulary=None,
+                   encoder: TextEncoder | None = None) -> FeatureReport:
     """Write features/text.safetensors and, where keywords can be had, image.safetensors.
 
     vocabulary: the base keyword list (a list of words or a file, one word a line); None
-    means assets/vocabulary.txt. The catalog's own frequent words are always added."""
+    means assets/vocabulary.txt. The catalog's own frequent words are always added.
+    encoder: a text encoder already loaded (for text_model on device), so it is not loaded twice."""
     _check_options(keywords_from, top_m, batch_size)
     report = FeatureReport(keywords_from=keywords_from)
     items = _items(ws)
 
     t0 = time.perf_counter()
-    enc = text_encoder(text_model, device)
+    enc = encoder or text_encoder(text_model, device)
     enc.batch_size = batch_size
     report.seconds["load_text_model"] = time.perf_counter() - t0
 
@@ -506,7 +508,7 @@ def build_features_distributed(ws, text_model: str | None = None, batch_size: in
         if not distributed.is_main():
             return None
         report = build_features(ws, text_model=text_model, batch_size=batch_size,
-                                progress=progress, device=device, **options)
+                                progress=progress, device=device, encoder=enc, **options)
         report.text_computed += encoded   # the merge itself reused the ranks' batches
         return report
     return _together(merge), mine.text_computed
