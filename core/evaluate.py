@@ -1,16 +1,26 @@
-"""Full-ranking evaluation, in batches of users.
+"""Full-ranking evaluation, in batches of users, with scores in float32.
 
 Warm protocol (valid, test): leave-one-out; the target is ranked among every
 catalog item the model knows (warm and cold). History items are not masked by
-default (as RecBole); `mask_history=True` masks them. Ties count in the
-target's favour (rank = number of items scored strictly higher).
+default (as RecBole, VQ-Rec and MISSRec); `mask_history=True` masks them (as
+SASRec+ and gSASRec).
+
+Ties: a rank is a pair (above, tied): the items scored strictly higher, and the
+other items scored exactly the same. The metrics are their expected values when
+ties are broken at random, so the target takes each of the places above ..
+above + tied with equal chance: a model that scores every item the same gets
+what chance gets (Recall@10 = 10/N), never a perfect score. A NaN score counts
+above the target; a NaN target counts below every item.
 
 Cold-start protocol: Split.cold cases (the target never occurs in any training
 sequence). The target is ranked among the held-out (cold) items only. The
-reference is popularity: cold items ordered by their interaction count in the
-workspace (this includes the held-out interactions, so it is an optimistic
-reference). SASRec scores cold items with their ID embeddings, which were
-only ever trained as negatives; it is reported as it scores.
+reference is popularity: cold items ordered by their interaction count over the
+whole workspace, the held-out interactions and test targets included. No real
+shop can know those counts for a new item, so it is an oracle: a hard reference,
+not a deployable baseline (counted over training alone, every cold item would
+tie at zero). It is ranked with the same tie rule. SASRec scores cold items with
+their ID embeddings, which were only ever trained as negatives; it is reported
+as it scores.
 """
 from __future__ import annotations
 
@@ -23,20 +33,51 @@ from core import distributed
 from core.data import Case, Dataset, left_pad
 
 KS = (5, 10, 20, 50)
+TIES = "expected value under random tie-breaking"
+POPULARITY = ("held-out items ordered by their interaction count over the whole workspace, "
+              "test targets included: an oracle no shop has for a new item")
 
 
-def metrics_from_ranks(ranks: np.ndarray, ks=KS) -> dict:
-    """ranks: 0-based rank of each target. Recall (= hit rate), NDCG and MRR at each k."""
-    out = {}
-    r = np.asarray(ranks)
-    n = max(len(r), 1)
+def _as_pairs(ranks) -> tuple[np.ndarray, np.ndarray]:
+    """ranks: [n] (no ties) or [n, 2] (above, tied) -> (above, tied) int arrays."""
+    r = np.asarray(ranks, dtype=np.int64)
+    if r.ndim == 1:
+        return r, np.zeros_like(r)
+    return r[:, 0], r[:, 1]
+
+
+def _metric_sums(ranks, ks=KS) -> np.ndarray:
+    """[cases, then recall, ndcg, mrr summed over cases for each k] (float64).
+
+    Each case's metric is its mean over the places above .. above+tied (random tie-break):
+    sums of a discount d(r) over r in [above, min(above+tied, k-1)], divided by tied+1."""
+    above, tied = _as_pairs(ranks)
+    out = [float(len(above))]
+    top = max(ks)
+    r = np.arange(top, dtype=np.float64)
+    cum_ndcg = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(r + 2))])
+    cum_mrr = np.concatenate([[0.0], np.cumsum(1.0 / (r + 1))])
+    span = tied.astype(np.float64) + 1
     for k in ks:
-        hit = r < k
-        out[f"recall@{k}"] = float(hit.sum() / n)
-        out[f"ndcg@{k}"] = float((1.0 / np.log2(r[hit] + 2)).sum() / n)
-        out[f"mrr@{k}"] = float((1.0 / (r[hit] + 1)).sum() / n)
-    out["cases"] = len(r)
+        lo = np.minimum(above, k)
+        hi = np.minimum(above + tied + 1, k)            # places lo .. hi-1 fall inside the top k
+        out += [float(((hi - lo) / span).sum()),
+                float(((cum_ndcg[hi] - cum_ndcg[lo]) / span).sum()),
+                float(((cum_mrr[hi] - cum_mrr[lo]) / span).sum())]
+    return np.array(out, dtype=np.float64)
+
+
+def _from_sums(sums, ks=KS) -> dict:
+    n, out = max(sums[0], 1.0), {}
+    for j, k in enumerate(ks):
+        out[f"recall@{k}"], out[f"ndcg@{k}"], out[f"mrr@{k}"] = (float(x / n) for x in sums[1 + 3 * j:4 + 3 * j])
+    out["cases"] = int(sums[0])
     return out
+
+
+def metrics_from_ranks(ranks, ks=KS) -> dict:
+    """Recall (= hit rate), NDCG and MRR at each k from 0-based ranks ([n], or [n, 2] with ties)."""
+    return _from_sums(_metric_sums(ranks, ks), ks)
 
 
 def mine(cases: list) -> list:
@@ -44,72 +85,65 @@ def mine(cases: list) -> list:
     return cases[distributed.rank()::distributed.world_size()]
 
 
-def reduce_metrics(ranks: np.ndarray, ks=KS) -> dict:
+def reduce_metrics(ranks, ks=KS) -> dict:
     """metrics_from_ranks over every rank's share: the per-rank sums are all-reduced."""
-    if not distributed.active():
-        return metrics_from_ranks(ranks, ks)
-    r = np.asarray(ranks)
-    sums = [len(r)]
-    for k in ks:
-        hit = r < k
-        sums += [hit.sum(), (1.0 / np.log2(r[hit] + 2)).sum(), (1.0 / (r[hit] + 1)).sum()]
-    tot = distributed.all_reduce_sum(torch.tensor(np.array(sums, dtype=np.float64))).tolist()
-    n, out = max(tot[0], 1), {}
-    for j, k in enumerate(ks):
-        out[f"recall@{k}"], out[f"ndcg@{k}"], out[f"mrr@{k}"] = (x / n for x in tot[1 + 3 * j:4 + 3 * j])
-    out["cases"] = int(tot[0])
-    return out
-
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+    sums = _metric_sums(ranks, ks)
+    if distributed.active():
+        sums = distributed.all_reduce_sum(torch.tensor(sums)).numpy()
+    return _from_sums(sums, ks)
 
 
 @torch.no_grad()
 def rank_cases(model, cases: list[Case], max_len: int, batch: int = 512,
                candidates: np.ndarray | None = None, mask_history: bool = False,
                table: torch.Tensor | None = None) -> np.ndarray:
-    """0-based rank of each case's target among all items (or among `candidates`, model indices)."""
+    """[n, 2] int64: for each case, the items (all, or `candidates`, model indices) scored
+    above its target and those tied with it. Float32 throughout, never autocast."""
     if not cases:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros((0, 2), dtype=np.int64)
     model.eval()
     device = next(model.parameters()).device
-    with _autocast(device):
-        table = model.item_table() if table is None else table
-        # column of each model index in the score matrix (-1: not a candidate / padding)
-        col_of = torch.arange(-1, model.n_items, device=device)
-        if candidates is not None:
-            cand = torch.as_tensor(candidates, device=device)
-            table = table[cand - 1]
-            col_of = torch.full_like(col_of, -1)
-            col_of[cand] = torch.arange(len(cand), device=device)
-        ranks = []
-        for start in range(0, len(cases), batch):
-            chunk = cases[start:start + batch]
-            inp = torch.from_numpy(left_pad([h for h, _ in chunk], max_len)).to(device)
-            tgt = torch.tensor([t for _, t in chunk], device=device)
-            scores = (model.user_vectors(inp) @ table.T).float()      # [B, N or C]
-            col = col_of[tgt]
-            if (col < 0).any():
-                raise ValueError("a target is not among the candidates")
-            rows = torch.arange(len(chunk), device=device)
-            target = scores[rows, col]
-            if mask_history:
-                hist = col_of[inp]
-                hrows = rows.unsqueeze(1).expand_as(hist)
-                ok = hist >= 0
-                scores[hrows[ok], hist[ok]] = float("-inf")
-            scores[rows, col] = float("-inf")
-            ranks.append((scores > target.unsqueeze(1)).sum(1).cpu())
-    return torch.cat(ranks).numpy()
+    with torch.autocast(device.type, enabled=False):
+        return _rank_fp32(model, cases, max_len, batch, candidates, mask_history, table, device)
+
+
+def _rank_fp32(model, cases, max_len, batch, candidates, mask_history, table, device):
+    table = (model.item_table() if table is None else table).float()
+    # column of each model index in the score matrix (-1: not a candidate / padding)
+    col_of = torch.arange(-1, model.n_items, device=device)
+    if candidates is not None:
+        cand = torch.as_tensor(candidates, device=device)
+        table = table[cand - 1]
+        col_of = torch.full_like(col_of, -1)
+        col_of[cand] = torch.arange(len(cand), device=device)
+    out = []
+    for start in range(0, len(cases), batch):
+        chunk = cases[start:start + batch]
+        inp = torch.from_numpy(left_pad([h for h, _ in chunk], max_len)).to(device)
+        tgt = torch.tensor([t for _, t in chunk], device=device)
+        scores = model.user_vectors(inp).float() @ table.T          # [B, N or C]
+        col = col_of[tgt]
+        if (col < 0).any():
+            raise ValueError("a target is not among the candidates")
+        rows = torch.arange(len(chunk), device=device)
+        target = scores[rows, col]
+        target = torch.where(torch.isnan(target), float("-inf"), target).unsqueeze(1)
+        scores = scores.nan_to_num(nan=float("inf"))               # a NaN item counts above
+        # left out of both counts: NaN compares false with everything
+        if mask_history:
+            hist = col_of[inp]
+            hrows = rows.unsqueeze(1).expand_as(hist)
+            ok = hist >= 0
+            scores[hrows[ok], hist[ok]] = float("nan")
+        scores[rows, col] = float("nan")
+        out.append(torch.stack([(scores > target).sum(1), (scores == target).sum(1)], 1).cpu())
+    return torch.cat(out).numpy().astype(np.int64)
 
 
 def evaluate(model, ds: Dataset, max_len: int, parts=("valid", "test"), batch: int = 512,
              mask_history: bool = False, cold: bool = True) -> dict:
-    """{"valid": metrics, "test": metrics, "cold": {"model": .., "popularity": ..}}."""
-    out = {}
+    """{"valid": metrics, "test": metrics, "cold": {"model": .., "popularity": ..}, "ties": ..}."""
+    out = {"ties": TIES, "mask_history": mask_history}
     with torch.no_grad():
         model.eval()
         table = model.item_table()
@@ -127,14 +161,18 @@ def cold_start(model, ds: Dataset, max_len: int, batch: int = 512, table=None) -
     ranks = rank_cases(model, cases, max_len, batch, candidates=ds.cold_items, table=table)
     return {"model": reduce_metrics(ranks),
             "popularity": reduce_metrics(popularity_ranks(ds, cases)),
-            "candidates": int(len(ds.cold_items))}
+            "candidates": int(len(ds.cold_items)), "popularity_is": POPULARITY}
 
 
 def popularity_ranks(ds: Dataset, cases: list[Case], candidates: np.ndarray | None = None) -> np.ndarray:
-    """Rank of each target when the candidates (default: cold items) are ordered by popularity."""
+    """[n, 2] (above, tied) of each target when the candidates (default: cold items, which
+    hold every target) are ordered by their count over all interactions (see POPULARITY)."""
     cand = ds.cold_items if candidates is None else candidates
-    pop = ds.popularity[cand]
-    return np.array([int((pop > ds.popularity[t]).sum()) for _, t in cases], dtype=np.int64)
+    pop = np.sort(ds.popularity[cand])
+    t = ds.popularity[np.array([t for _, t in cases], dtype=np.int64)]
+    above = len(pop) - np.searchsorted(pop, t, side="right")
+    tied = np.searchsorted(pop, t, side="right") - np.searchsorted(pop, t, side="left") - 1
+    return np.stack([above, np.maximum(tied, 0)], 1).astype(np.int64)
 
 
 def flat(metrics: dict, prefix: str = "") -> dict:
