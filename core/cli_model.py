@@ -15,12 +15,16 @@ import signal
 import sys
 import time
 
+from core.config import PRESETS
 from core.errors import InputError
 
 
 def _training_args(p, stage: str) -> None:
     p.add_argument("workspace")
     p.add_argument("--model", default=None, choices=("msm4sr", "sasrec"), help="default: msm4sr")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help="named settings over the defaults (paper: the paper's optimiser and "
+                        "fine-tuning settings); --config and --set still apply on top")
     p.add_argument("--config", default=None, help="TOML file of settings")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting (repeatable), e.g. --set mixup_p_fixed=0.3")
@@ -78,7 +82,7 @@ def resolve_config(args, stage: str):
     if args.seed is not None:
         over["seed"] = args.seed
     over.update(parse_sets(args.set))
-    return load_config(args.config, over)
+    return load_config(args.config, over, preset=args.preset)
 
 
 class _Bar:

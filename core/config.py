@@ -1,5 +1,6 @@
-"""Training configuration, layered like RecBole: dataclass defaults, then a TOML
-file, then command-line overrides (`--set key=value` and a few named flags).
+"""Training configuration, layered like RecBole: dataclass defaults, then a named
+preset (`--preset paper`), then a TOML file, then command-line overrides
+(`--set key=value` and a few named flags).
 
 The resolved config is saved with every run (config.json) and in every manifest.
 """
@@ -30,6 +31,7 @@ class Config:
     pool_dim: int = 64               # attention-pooling hidden size
     experts: int = 8                 # MoE adaptor experts per modality
     adaptor_dropout: float = 0.2
+    expert_norm: bool = True         # each MoE expert ends in a LayerNorm (the authors' code)
     # pre-training
     pretrain: bool = True            # False = fine-tune from scratch (ablation)
     item_drop_max: float = 0.2       # per batch p ~ U(0, item_drop_max)
@@ -39,17 +41,22 @@ class Config:
     nip: bool = True
     cmcl: bool = True
     cmcl_weight: float = 0.01
+    cmcl_negatives: str = "all"      # all: cross- and intra-modal (the authors') | cross: cross only
+    proj_heads: bool = False         # pre-training heads that map each sequence into both spaces
     temperature: float = 0.07
-    pretrain_positions: int = 4      # query positions sampled per window (in-batch negatives)
+    nip_positions: int = 0           # NIP queries per window: 0 = every target position, k = k random
+    cmcl_positions: int = 4          # CMCL queries per window (random positions)
     pretrain_epochs: int = 20
+    pretrain_patience: int = 5       # keep the best epoch by content-only valid NDCG@10; 0 = keep the last
     pretrain_lr: float = 1e-3
-    pretrain_batch: int = 1024
+    pretrain_batch: int = 256
     pretrain_weight_decay: float = 0.0
     # fine-tuning (also SASRec training)
+    optimizer: str = "adamw"         # adamw: decoupled decay, none on biases, norms, embeddings | adam: L2 (paper)
     finetune_epochs: int = 200
-    finetune_lr: float = 1e-4
+    finetune_lr: float = 1e-3
     finetune_batch: int = 128        # windows of max_len targets: 6,400 targets a step
-    finetune_weight_decay: float = 1e-3
+    finetune_weight_decay: float = 0.0
     sasrec_lr: float = 1e-3          # SASRec trains from scratch: a larger step
     sasrec_weight_decay: float = 0.0
     patience: int = 10               # epochs without valid NDCG@10 improvement
@@ -73,10 +80,17 @@ class Config:
             raise InputError(f"modalities must be auto|both|text|image, got {self.modalities!r}")
         if self.hidden % self.heads:
             raise InputError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        if self.cmcl_negatives not in ("all", "cross"):
+            raise InputError(f"cmcl_negatives must be all or cross, got {self.cmcl_negatives!r}")
+        if self.optimizer not in ("adamw", "adam"):
+            raise InputError(f"optimizer must be adamw or adam, got {self.optimizer!r}")
+        for name in ("nip_positions", "pretrain_patience"):
+            if getattr(self, name) < 0:
+                raise InputError(f"{name} must be >= 0")
         if self.mixup_p_fixed is not None and not 0 <= self.mixup_p_fixed <= 1:
             raise InputError(f"mixup_p_fixed must be in [0, 1], got {self.mixup_p_fixed}")
         for name in ("max_len", "layers", "heads", "hidden", "experts", "pretrain_batch",
-                     "finetune_batch", "eval_batch", "pretrain_positions"):
+                     "finetune_batch", "eval_batch", "cmcl_positions"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
@@ -85,6 +99,19 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in fields(Config)}
+
+# Named presets, applied over the defaults and under a TOML file and --set.
+PRESETS = {
+    # the paper's and the authors' settings: Adam with L2 decay, fine-tune lr 1e-4, wd 1e-3,
+    # pre-training batch 1024, the last pre-training epoch kept
+    "paper": {"optimizer": "adam", "finetune_lr": 1e-4, "finetune_weight_decay": 1e-3,
+              "pretrain_batch": 1024, "pretrain_patience": 0, "expert_norm": True,
+              "cmcl_negatives": "all", "proj_heads": False, "nip_positions": 0},
+}
+
+# What a saved config without a key meant: the behaviour from before the key existed.
+_BEFORE = {"expert_norm": False, "cmcl_negatives": "cross", "proj_heads": False,
+           "pretrain_patience": 0, "optimizer": "adam", "nip_positions": 4, "cmcl_positions": 4}
 
 
 def _convert(key: str, value):
@@ -130,9 +157,14 @@ def parse_sets(pairs: list[str]) -> dict:
     return out
 
 
-def load_config(toml_path=None, overrides: dict | None = None, base: Config | None = None) -> Config:
-    """Defaults (or `base`), then the TOML file, then overrides (already typed or strings)."""
+def load_config(toml_path=None, overrides: dict | None = None, base: Config | None = None,
+                preset: str | None = None) -> Config:
+    """Defaults (or `base`), then a preset, then the TOML file, then overrides (typed or strings)."""
     values = (base or Config()).to_dict()
+    if preset:
+        if preset not in PRESETS:
+            raise InputError(f"unknown preset {preset!r}; known: {', '.join(sorted(PRESETS))}")
+        values.update(PRESETS[preset])
     if toml_path:
         try:
             data = tomllib.loads(Path(toml_path).read_text())
@@ -152,8 +184,18 @@ def load_config(toml_path=None, overrides: dict | None = None, base: Config | No
 
 
 def from_dict(d: dict) -> Config:
-    """A config saved in a manifest; unknown keys (from newer versions) are refused."""
-    return load_config(overrides=dict(d))
+    """A config saved in a manifest or run; unknown keys (from newer versions) are refused.
+
+    Keys it lacks get the behaviour they had before they existed (_BEFORE), so an older
+    checkpoint builds the network it was trained with."""
+    d = dict(d)
+    if "pretrain_positions" in d:  # one setting then, for NIP and CMCL alike
+        k = d.pop("pretrain_positions")
+        d.setdefault("nip_positions", k)
+        d.setdefault("cmcl_positions", k)
+    for k, v in _BEFORE.items():
+        d.setdefault(k, v)
+    return load_config(overrides=d)
 
 
 def save(cfg: Config, path: Path) -> None:

@@ -1,10 +1,13 @@
 """One trainer for both stages (pre-train, fine-tune) and both models (MSM4SR, SASRec).
 
 Each step trains every position of a batch of windows (see core.data). Stages:
-  pretrain  MSM4SR only: NIP + lambda * CMCL, fixed number of epochs (valid NDCG@10 is
-            still reported each epoch, scored from content alone, for the curve)
+  pretrain  MSM4SR only: NIP + lambda * CMCL; valid NDCG@10 scored from content alone
+            picks the epoch kept, with early stopping (pretrain_patience; 0 = keep the last)
   finetune  MSM4SR with ID embeddings, or SASRec: CE over all items, early stopping on
             valid NDCG@10; the best epoch's weights are kept.
+Optimiser: AdamW (decoupled weight decay) with no decay on biases, norms and embeddings
+(see param_groups); `optimizer = "adam"` is Adam with L2 decay on every weight, as
+RecBole and the paper use it (the "paper" preset).
 Runs live in WS/runs/<run>/ (config.json, progress.jsonl, <stage>/last = resumable
 state of the last completed epoch, <stage>/best, pretrain/model); the final model
 goes to WS/models/<run>/. Randomness is re-seeded from (seed, stage, epoch) at each
@@ -232,7 +235,9 @@ class Trainer:
             lr, wd = cfg.sasrec_lr, cfg.sasrec_weight_decay
         else:
             lr, wd = cfg.finetune_lr, cfg.finetune_weight_decay
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+        return torch.optim.AdamW(param_groups(model, wd), lr=lr)
 
     def _stage(self, stage: str, ds: Dataset, model):
         cfg = self.cfg
@@ -254,7 +259,7 @@ class Trainer:
         if dd.active():
             step_fn = torch.nn.parallel.DistributedDataParallel(
                 step_fn, device_ids=[torch.cuda.current_device()] if self.device.type == "cuda" else None,
-                find_unused_parameters=stage == "pretrain")  # id_emb: unused in pre-training
+                find_unused_parameters=stage == "pretrain" or cfg.proj_heads)  # id_emb / heads: unused
         epochs = cfg.pretrain_epochs if stage == "pretrain" else cfg.finetune_epochs
         st = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0, "elapsed": 0.0, "stage_s": 0.0}
         budget = 60 * (cfg.pretrain_minutes if stage == "pretrain" else cfg.finetune_minutes)
@@ -312,9 +317,9 @@ class Trainer:
                        "seconds": round(seconds, 2)})
             st["epoch"], st["elapsed"] = epoch, time.perf_counter() - self.t0
             st["stage_s"] += time.perf_counter() - t_epoch
+            patience = cfg.patience if stage == "finetune" else cfg.pretrain_patience
             improved = valid and valid["ndcg@10"] > st["best"]
-            if improved or (stage == "pretrain" and valid):
-                # pre-training keeps its last epoch; fine-tuning its best
+            if improved or (patience == 0 and valid):  # patience 0: the last epoch is kept
                 st.update(best=valid["ndcg@10"], best_epoch=epoch, bad=0)
                 if self.main:
                     checkpoint.save_tensors(_mk(sdir / "best") / checkpoint.WEIGHTS, model.state_dict())
@@ -323,7 +328,7 @@ class Trainer:
             if self.main:
                 checkpoint.save_state(sdir / "last", model, opt, st)
             self.emit({"event": "checkpoint", "path": str(sdir / "last")})
-            if stage == "finetune" and st["bad"] >= cfg.patience:
+            if patience and st["bad"] >= patience:
                 break
             if dd.any_rank(bool(budget and st["stage_s"] >= budget)):  # budget spent (any rank): end stage
                 break
@@ -358,6 +363,26 @@ class Trainer:
         dd.barrier()
         self.result.model_dir = out
         return out
+
+
+def param_groups(model, weight_decay: float) -> list[dict]:
+    """AdamW groups: decay on weight matrices only; none on biases, norms and embeddings.
+
+    Embeddings (item IDs, positions) and norm gains are values, not maps: decaying them
+    pulls rarely updated rows to zero. Everything 1-D is a bias or a norm; the MoE
+    whitening biases and per-expert norms are 2-D but named so."""
+    no_decay = set()
+    for mname, mod in model.named_modules():
+        if isinstance(mod, (torch.nn.Embedding, torch.nn.LayerNorm)):
+            no_decay |= {f"{mname}.{n}" if mname else n for n, _ in mod.named_parameters(recurse=False)}
+    decay, rest = [], []
+    for name, p in model.named_parameters():
+        leaf = name.rsplit(".", 1)[-1]
+        if name in no_decay or p.ndim < 2 or leaf.endswith("bias") or leaf.startswith("norm"):
+            rest.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
 class _LossOf(torch.nn.Module):

@@ -85,7 +85,7 @@ def shared_trained(tmp_root: Path, root: Path) -> dict:
         ws = make_workspace(tmp_root / "shared-ws", root, users=80)
         out = {"ws": ws}
         for model in ("msm4sr", "sasrec"):
-            cfg = load_config(overrides=dict(TINY, model=model, pretrain_epochs=2, finetune_epochs=2,
+            cfg = load_config(overrides=dict(TINY, model=model, pretrain_epochs=2, finetune_epochs=4,
                                              finetune_lr=1e-3))
             out[model] = train(ws, cfg, "train", run=model)
         _CACHE.update(out)

@@ -8,7 +8,8 @@ from core.config import Config, load_config
 from core.data import item_drop, windows, left_pad
 from core.model import build
 from core.model.layers import AttentionPool, MoEAdaptor, SeqEncoder
-from core.model.msm4sr import cmcl_loss, complementary_mixup
+from core.model.losses import cmcl_loss, nip_loss
+from core.model.msm4sr import complementary_mixup, query_positions
 
 torch.set_num_threads(1)
 
@@ -100,12 +101,83 @@ def test_windows_cover_every_target_once():
     assert targets == want
 
 
-def test_cmcl_masks_sequences_with_the_same_next_item():
+def test_cmcl_masks_sequences_with_the_same_next_item_or_window():
     torch.manual_seed(0)
     q = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
-    same = torch.zeros(6, dtype=torch.long)
-    assert cmcl_loss(q, q + 0.1, same, 14.0).item() == pytest.approx(0.0, abs=1e-6)
-    assert cmcl_loss(q, q + 0.1, torch.arange(6), 14.0).item() > 0.01
+    rows = torch.arange(6)
+    for intra in (True, False):
+        same = torch.zeros(6, dtype=torch.long)     # every pair has the same next item
+        assert cmcl_loss(q, q + 0.1, same, rows, 14.0, intra).item() == pytest.approx(0.0, abs=1e-6)
+        one_window = torch.zeros(6, dtype=torch.long)
+        assert cmcl_loss(q, q + 0.1, rows, one_window, 14.0, intra).item() == pytest.approx(0.0, abs=1e-6)
+        assert cmcl_loss(q, q + 0.1, rows, rows, 14.0, intra).item() > 0.01
+
+
+def test_cmcl_with_intra_modal_negatives_is_nt_xent_over_both_views():
+    torch.manual_seed(1)
+    n, s = 5, 3.0
+    a = torch.nn.functional.normalize(torch.randn(n, 8), dim=-1)
+    b = torch.nn.functional.normalize(torch.randn(n, 8), dim=-1)
+    y, g = torch.tensor([1, 2, 3, 4, 1]), torch.arange(n)     # queries 0 and 4: same next item
+    z = torch.cat([a, b])
+    want = []
+    for i in range(2 * n):
+        p = (i + n) % (2 * n)
+        negs = [j for j in range(2 * n) if j not in (i, p) and int(y[j % n]) != int(y[i % n])]
+        logits = torch.stack([z[i] @ z[j] * s for j in [p] + negs])
+        want.append(-torch.log_softmax(logits, 0)[0])
+    assert cmcl_loss(a, b, y, g, s, intra=True).item() == pytest.approx(torch.stack(want).mean().item(), rel=1e-5)
+    # cross only: the other view's vectors are the negatives, in both directions
+    cross = []
+    for i in range(n):
+        for anchor, other in ((a, b), (b, a)):
+            negs = [j for j in range(n) if j != i and int(y[j]) != int(y[i])]
+            logits = torch.stack([anchor[i] @ other[j] * s for j in [i] + negs])
+            cross.append(-torch.log_softmax(logits, 0)[0])
+    assert cmcl_loss(a, b, y, g, s, intra=False).item() == pytest.approx(torch.stack(cross).mean().item(), rel=1e-5)
+
+
+def test_nip_with_several_views_is_the_authors_joint_form():
+    torch.manual_seed(2)
+    q1, q2 = torch.randn(4, 6), torch.randn(4, 6)
+    items, label = torch.randn(3, 6), torch.tensor([0, 2, 1, 2])
+    one = nip_loss([q1], items, label, 2.0)
+    assert one.item() == pytest.approx(torch.nn.functional.cross_entropy(q1 @ items.T * 2, label).item())
+    l1, l2 = (q1 @ items.T * 2).exp(), (q2 @ items.T * 2).exp()
+    r = torch.arange(4)
+    want = -torch.log((l1[r, label] + l2[r, label]) / (l1.sum(1) + l2.sum(1))).mean()
+    assert nip_loss([q1, q2], items, label, 2.0).item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_query_positions_every_target_or_k_per_window():
+    tgt = torch.tensor([[0, 0, 5, 6, 7], [1, 2, 3, 4, 0], [0, 0, 0, 0, 9]])
+    rows, pos = query_positions(tgt, 0)
+    assert sorted(zip(rows.tolist(), pos.tolist())) == [(0, 2), (0, 3), (0, 4), (1, 0), (1, 1),
+                                                       (1, 2), (1, 3), (2, 4)]
+    rows, pos = query_positions(tgt, 2, torch.Generator().manual_seed(0))
+    assert torch.all(tgt[rows, pos] > 0)
+    assert np.bincount(rows.numpy()).tolist() == [2, 2, 1]
+
+
+def test_moe_experts_end_in_their_own_layer_norm():
+    torch.manual_seed(0)
+    moe = MoEAdaptor(6, 5, 3, dropout=0.0, norm=True).eval()
+    with torch.no_grad():
+        moe.bias.normal_()
+        moe.gate.normal_()
+        moe.norm_weight.uniform_(0.5, 2.0)
+        moe.norm_bias.normal_()
+    x = torch.randn(4, 6)
+    g = torch.softmax(x @ moe.gate, -1)
+    ln = lambda y, k: torch.nn.functional.layer_norm(y, (5,), eps=1e-12) * moe.norm_weight[k] + moe.norm_bias[k]  # noqa: E731
+    want = sum(g[:, k:k + 1] * ln((x - moe.bias[k]) @ moe.weight[k], k) for k in range(3))
+    assert torch.allclose(moe(x), want, atol=1e-5)
+    # at initialisation a unit feature vector maps to ~2.7 (8 experts, LN each) against ~0.06
+    # without the norms, while position embeddings start near 0.16: content now leads
+    fresh = MoEAdaptor(384, 64, 8, dropout=0.0, norm=True)
+    plain = MoEAdaptor(384, 64, 8, dropout=0.0, norm=False)
+    unit = torch.nn.functional.normalize(torch.randn(50, 384), dim=-1)
+    assert fresh(unit).norm(dim=-1).mean() > 1.5 and plain(unit).norm(dim=-1).mean() < 0.1
 
 
 def _tiny(**kw):
@@ -138,20 +210,44 @@ def test_missing_image_falls_back_to_text_and_text_only_has_no_image_terms():
     assert set(parts) == {"nip_text"} and "image" not in text_only.mods
 
 
-def test_ablation_flags_change_the_losses():
+def _pretrain_parts(n, D, feats, inp, tgt, **flags):
+    torch.manual_seed(0)  # the same weights for every variant
+    model = build(_tiny(dropout=0.0, attn_dropout=0.0, adaptor_dropout=0.0, **flags), n, D, D)
+    model.set_features(feats)
+    _, parts = model.loss(inp, tgt, "pretrain", torch.Generator().manual_seed(0))
+    return {k: v.item() for k, v in parts.items()}, model
+
+
+def test_ablation_flags_change_what_is_computed():
     torch.manual_seed(0)
     n, V, D = 6, 2, 10
     feats = {"text": (torch.randn(n + 1, V, D), torch.ones(n + 1, V, dtype=torch.bool)),
              "image": (torch.randn(n + 1, V, D), torch.ones(n + 1, V, dtype=torch.bool))}
-    inp = torch.tensor([[1, 2, 3, 4], [2, 3, 4, 5]])
-    tgt = torch.tensor([[2, 3, 4, 5], [3, 4, 5, 6]])
-    for flags, want in (({"cmcl": False}, {"nip_text", "nip_image"}), ({"nip": False}, {"cmcl"}),
-                        ({"mixup": False}, {"nip_text", "nip_image", "cmcl"})):
-        model = build(_tiny(**flags), n, D, D)
-        model.set_features(feats)
-        _, parts = model.loss(inp, tgt, "pretrain", torch.Generator().manual_seed(0))
-        assert set(parts) == want, flags
-    # fine-tuning scores with ID embeddings only for items seen in training
+    inp = torch.tensor([[1, 2, 3, 4], [2, 3, 4, 5], [0, 0, 1, 3]])
+    tgt = torch.tensor([[2, 3, 4, 5], [3, 4, 5, 6], [0, 0, 3, 6]])
+    run = lambda **f: _pretrain_parts(n, D, feats, inp, tgt, **f)[0]  # noqa: E731
+    base, off = run(), run(mixup=False)
+    p0, p5 = run(mixup_p_fixed=0.0), run(mixup_p_fixed=0.5)
+    assert set(base) == set(off) == {"nip_text", "nip_image", "cmcl"}
+    # NIP scores every position (no random draw), so only the mixing can change it
+    assert p0["nip_text"] == off["nip_text"] and p0["nip_image"] == off["nip_image"]
+    assert base["nip_text"] != off["nip_text"] and p5["nip_text"] != off["nip_text"]
+    assert set(run(cmcl=False)) == {"nip_text", "nip_image"}
+    assert set(run(nip=False)) == {"cmcl"}
+    assert run(cmcl_negatives="cross")["cmcl"] != base["cmcl"]
+    assert run(nip_positions=1)["nip_text"] != base["nip_text"]
+    assert run(expert_norm=False)["nip_text"] != base["nip_text"]
+    heads, model = _pretrain_parts(n, D, feats, inp, tgt, proj_heads=True)
+    assert heads["nip_text"] != base["nip_text"] and set(model.heads) == {"text", "image"}
+    loss, _ = model.loss(inp, tgt, "pretrain", torch.Generator().manual_seed(0))
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.heads.parameters())
+
+def test_finetuning_uses_id_embeddings_of_seen_items_only():
+    torch.manual_seed(0)
+    n, V, D = 6, 2, 10
+    feats = {"text": (torch.randn(n + 1, V, D), torch.ones(n + 1, V, dtype=torch.bool)),
+             "image": (torch.randn(n + 1, V, D), torch.ones(n + 1, V, dtype=torch.bool))}
     model = build(_tiny(), n, D, D).eval()
     model.set_features(feats)
     model.use_ids = True

@@ -145,3 +145,48 @@ def test_finetune_from_a_pretrained_checkpoint(ws):
     # with a vanishing learning rate the transformer stays where pre-training left it
     assert torch.allclose(w0["encoder.blocks.0.qkv.weight"], w1["encoder.blocks.0.qkv.weight"], atol=1e-5)
     assert json.loads((ft.model_dir / "manifest.json").read_text())["use_ids"] is True
+
+
+def test_pretraining_keeps_its_best_epoch_and_stops_after_patience(ws):
+    from core import checkpoint
+    from core.data import load_dataset
+    from core.evaluate import rank_cases, reduce_metrics
+    events = []
+    cfg = _cfg(model="msm4sr", pretrain_epochs=8, pretrain_patience=1, pretrain_lr=0.03)
+    res = train(ws, cfg, "pretrain", run="pre-best", on_event=events.append)
+    curve = [e["valid"]["ndcg@10"] for e in events if e["event"] == "epoch"]
+    best = max(range(len(curve)), key=curve.__getitem__) + 1
+    done = json.loads((ws.runs_dir / "pre-best" / "pretrain" / "done.json").read_text())
+    assert done["best_epoch"] == best
+    assert len(curve) == res.epochs["pretrain"] == min(8, best + 1)    # one bad epoch ends it
+    assert len(curve) < 8, curve    # a large step makes valid fall at some point here
+    model, mcfg, _, _ = checkpoint.load_model(ws.runs_dir / "pre-best" / "pretrain" / "model")
+    ds = load_dataset(ws, mcfg)
+    model.set_features(ds.features)
+    kept = reduce_metrics(rank_cases(model, ds.valid, mcfg.max_len))["ndcg@10"]
+    assert kept == pytest.approx(curve[best - 1], abs=1e-9)
+
+
+def test_adamw_decays_weight_matrices_only():
+    from core.model import build
+    from core.train import param_groups
+    cfg = load_config(overrides=dict(TINY, proj_heads=True))
+    model = build(cfg, 30, 12, 12)
+    decay, rest = param_groups(model, 0.5)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    assert {"encoder.blocks.0.qkv.weight", "encoder.blocks.1.ff1.weight", "mods.text.adaptor.weight",
+            "mods.text.pool.proj.weight", "heads.image.weight"} <= decayed
+    for n in decayed:   # never an embedding, a bias or a norm
+        assert not any(s in n for s in ("id_emb", "encoder.pos", "bias", "ln", "norm", "missing")), n
+    assert decay["weight_decay"] == 0.5 and rest["weight_decay"] == 0.0
+    assert len(decay["params"]) + len(rest["params"]) == len(list(model.parameters()))
+    # one real AdamW step with zero gradients: decayed weights shrink by lr * wd, the rest stay
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.AdamW(param_groups(model, 0.5), lr=0.1)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    for n, p in model.named_parameters():
+        want = before[n] * (1 - 0.05) if n in decayed else before[n]
+        assert torch.allclose(p.detach(), want, atol=1e-7), n

@@ -26,24 +26,33 @@ class AttentionPool(nn.Module):
 
 
 class MoEAdaptor(nn.Module):
-    """UniSRec's parametric whitening experts: sum_k g_k (x - b_k) W_k, g = softmax(x G)."""
+    """UniSRec's parametric whitening experts: sum_k g_k f_k(x), g = softmax(x G), f_k(x) = (x - b_k) W_k.
 
-    def __init__(self, dim: int, hidden: int, experts: int, dropout: float):
+    norm=True ends each expert in its own LayerNorm, as the authors' code does: f_k(x) =
+    LN_k((x - b_k) W_k). Item vectors then start at the scale of the transformer's inputs
+    (norm ~ sqrt(H)) instead of ~0.06, so content, not the position embeddings, leads."""
+
+    def __init__(self, dim: int, hidden: int, experts: int, dropout: float, norm: bool = False):
         super().__init__()
         self.drop = nn.Dropout(dropout)
         self.bias = nn.Parameter(torch.zeros(experts, dim))
         self.weight = nn.Parameter(torch.empty(experts, dim, hidden))
         nn.init.normal_(self.weight, std=0.02)
         self.gate = nn.Parameter(torch.zeros(dim, experts))  # zero: equal experts at start
+        self.norm = norm
+        if norm:
+            self.norm_weight = nn.Parameter(torch.ones(experts, hidden))
+            self.norm_bias = nn.Parameter(torch.zeros(experts, hidden))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x [N, D] -> [N, H]
         x = self.drop(x)
         g = torch.softmax(x @ self.gate, dim=-1)                          # [N, K]
         # (x - b_k) W_k = x W_k - b_k W_k: one matmul for all experts, no [N, K, D] copy
-        xw = torch.einsum("nd,kdh->nkh", x, self.weight)
-        bw = torch.einsum("kd,kdh->kh", self.bias, self.weight)
-        return torch.einsum("nk,nkh->nh", g, xw - bw)
+        y = torch.einsum("nd,kdh->nkh", x, self.weight) - torch.einsum("kd,kdh->kh", self.bias, self.weight)
+        if self.norm:
+            y = F.layer_norm(y, y.shape[-1:], eps=1e-12) * self.norm_weight + self.norm_bias
+        return torch.einsum("nk,nkh->nh", g, y)
 
 
 class Block(nn.Module):

@@ -6,7 +6,10 @@ M2SE: the text sequence and the image sequence are complementarily mixed
 (positions swapped with probability p <= 0.5, so each stays dominated by its own
 modality) and encoded by one shared causal transformer.
 Pre-training: NIP (next item in text space and in image space, in-batch
-negatives) + lambda * CMCL (the two mixed sequences of a user are positives).
+negatives, at every target position by default) + lambda * CMCL (the two mixed
+sequences of a user are positives; negatives cross- and intra-modal, as in the
+authors' code). Optional projection heads map each mixed sequence into both
+item spaces, as the authors' `proj` option does. Losses: core.model.losses.
 Fine-tuning: item-ID embeddings are added to both modalities' item vectors;
 score = (s_t . e_t + s_v . e_v) / temperature over L2-normalised vectors, CE over all items.
 
@@ -26,6 +29,7 @@ from torch import nn
 from core import distributed
 from core.config import Config
 from core.model.layers import AttentionPool, MoEAdaptor, SeqEncoder, init_weights
+from core.model.losses import cmcl_loss, nip_loss
 
 
 class MSM4SR(nn.Module):
@@ -45,7 +49,11 @@ class MSM4SR(nn.Module):
             if dim is not None:
                 self.mods[name] = nn.ModuleDict({
                     "pool": AttentionPool(dim, cfg.pool_dim),
-                    "adaptor": MoEAdaptor(dim, H, cfg.experts, cfg.adaptor_dropout)})
+                    "adaptor": MoEAdaptor(dim, H, cfg.experts, cfg.adaptor_dropout, cfg.expert_norm)})
+        # pre-training only: modality m's head maps any sequence vector into m's item space
+        self.heads = nn.ModuleDict({m: nn.Linear(H, H) for m in self.mods}) if cfg.proj_heads else None
+        if self.heads is not None:
+            init_weights(self.heads)
         self.missing = nn.ParameterDict(
             {name: nn.Parameter(torch.randn(H) * 0.02) for name in self.mods})
         with torch.no_grad():
@@ -129,7 +137,7 @@ class MSM4SR(nn.Module):
         return self._finetune_loss(inp, tgt, shard)
 
     def _pretrain_loss(self, inp, tgt, gen, shard=None):
-        cfg, dev = self.cfg, inp.device
+        cfg = self.cfg
         pad = inp == 0
         emb = self._embed(inp)
         both = len(self.mods) == 2
@@ -137,32 +145,37 @@ class MSM4SR(nn.Module):
             p = cfg.mixup_p_fixed if cfg.mixup_p_fixed is not None else \
                 float(torch.rand((), generator=gen)) * cfg.mixup_p_max
             emb["text"], emb["image"] = complementary_mixup(emb["text"], emb["image"], pad, p, gen, shard)
-        seq = self._encode(emb, pad)
-        # queries: a few random positions per window that have a next item
-        k = min(cfg.pretrain_positions, inp.shape[1])
-        r = _rand(inp.shape, gen, shard).to(dev).masked_fill(tgt == 0, -1.0)
-        rv, pos = r.topk(k, dim=1)
-        ok = rv >= 0
-        rows = torch.arange(inp.shape[0], device=dev).unsqueeze(1).expand_as(pos)[ok]
-        pos = pos[ok]
-        y = tgt[rows, pos]
-        q = {m: F.normalize(s[rows, pos], dim=-1) for m, s in seq.items()}
-        if shard is not None:
-            # in-batch negatives over the global batch: every rank gathers all ranks' queries
-            # (autograd all_gather: gradients flow back to the rank that made each query) and
-            # scores them against the distinct next items of the whole global batch
-            y = distributed.all_gather(y)
-            q = {m: distributed.all_gather(v) for m, v in q.items()}
-        uniq, label = torch.unique(y, return_inverse=True)
-        items = {m: F.normalize(v, dim=-1) for m, v in self.item_vectors(uniq).items()}
+        seq = self._encode(emb, pad)     # m -> [B, L, H]: the sequence led by modality m
+        gather = distributed.all_gather if shard is not None else (lambda t: t)
+        # in-batch negatives over the global batch: with a shard, every rank gathers all ranks'
+        # queries (autograd all_gather: gradients flow back to the rank that made each query)
+
+        def in_space(m, s):  # a sequence vector in modality m's item space
+            return self.heads[m](s) if self.heads is not None else s
+
         parts, total = {}, 0.0
         if cfg.nip:
+            rows, pos = query_positions(tgt, cfg.nip_positions, gen, shard)
+            y = gather(tgt[rows, pos])
+            uniq, label = torch.unique(y, return_inverse=True)
+            items = {m: F.normalize(v, dim=-1) for m, v in self.item_vectors(uniq).items()}
             for m in self.mods:
-                parts[f"nip_{m}"] = F.cross_entropy(q[m] @ items[m].T * self._scale(), label)
+                views = list(self.mods) if self.heads is not None else [m]
+                q = [gather(F.normalize(in_space(m, seq[s][rows, pos]), dim=-1)) for s in views]
+                parts[f"nip_{m}"] = nip_loss(q, items[m], label, self._scale())
                 total = total + parts[f"nip_{m}"]
         if both and cfg.cmcl:
-            parts["cmcl"] = cmcl_loss(q["text"], q["image"], y, self._scale())
-            total = total + cfg.cmcl_weight * parts["cmcl"]
+            rows, pos = query_positions(tgt, cfg.cmcl_positions, gen, shard)
+            y = gather(tgt[rows, pos])
+            window = gather(rows + (shard.start if shard is not None else 0))
+            spaces = list(self.mods) if self.heads is not None else [None]
+            cmcl = 0.0
+            for m in spaces:  # with heads: the two sequences compared in each item space
+                a, b = ((in_space(m, seq[s][rows, pos]) if m else seq[s][rows, pos]) for s in ("text", "image"))
+                cmcl = cmcl + cmcl_loss(gather(F.normalize(a, dim=-1)), gather(F.normalize(b, dim=-1)),
+                                        y, window, self._scale(), intra=cfg.cmcl_negatives == "all")
+            parts["cmcl"] = cmcl
+            total = total + cfg.cmcl_weight * cmcl
         if not parts:
             raise ValueError("pre-training needs NIP or CMCL (with two modalities)")
         return total, parts
@@ -221,6 +234,19 @@ def _rand(shape, gen, shard):
     return torch.rand(shape, generator=gen) if shard is None else shard.rand(shape, gen)
 
 
+def query_positions(tgt: torch.Tensor, k: int, gen: torch.Generator | None = None, shard=None):
+    """(rows, positions) of the queries in a batch: every position with a next item (k = 0),
+    or k of them drawn at random per window (all of a shorter window's)."""
+    if k == 0:
+        return (tgt > 0).nonzero(as_tuple=True)
+    k = min(k, tgt.shape[1])
+    r = _rand(tgt.shape, gen, shard).to(tgt.device).masked_fill(tgt == 0, -1.0)
+    rv, pos = r.topk(k, dim=1)
+    ok = rv >= 0
+    rows = torch.arange(tgt.shape[0], device=tgt.device).unsqueeze(1).expand_as(pos)[ok]
+    return rows, pos[ok]
+
+
 def complementary_mixup(t: torch.Tensor, v: torch.Tensor, pad: torch.Tensor, p: float,
                         gen: torch.Generator | None = None, shard=None):
     """Swap text and image vectors at the same Bernoulli(p) positions (never at padding).
@@ -230,14 +256,3 @@ def complementary_mixup(t: torch.Tensor, v: torch.Tensor, pad: torch.Tensor, p: 
     swap = (_rand(pad.shape, gen, shard).to(pad.device) < p) & ~pad
     swap = swap.unsqueeze(-1)
     return torch.where(swap, v, t), torch.where(swap, t, v)
-
-
-def cmcl_loss(qt: torch.Tensor, qv: torch.Tensor, y: torch.Tensor, scale: float) -> torch.Tensor:
-    """Symmetric InfoNCE between the two mixed sequence vectors of each query (normalised).
-
-    Other queries whose next item is the same are not negatives: they are masked out."""
-    logits = qt @ qv.T * scale
-    same = (y.unsqueeze(0) == y.unsqueeze(1)) & ~torch.eye(len(y), dtype=torch.bool, device=y.device)
-    logits = logits.masked_fill(same, float("-inf"))
-    diag = torch.arange(len(y), device=y.device)
-    return 0.5 * (F.cross_entropy(logits, diag) + F.cross_entropy(logits.T, diag))
