@@ -20,40 +20,17 @@ from pathlib import Path
 import pyqtgraph as pg
 from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
-                               QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar,
+                               QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from gui.model_calls import load_recommender
+from gui.training_form import TrainingForm
 from gui.workers import run_task
 
 REPO = Path(__file__).resolve().parents[1]
 
-STAGES = [("Pre-train + fine-tune", "train"), ("Pre-train only", "pretrain"),
-          ("Fine-tune only", "finetune")]
-# label -> (--model, [--set overrides]); the names are core/config.py's fields
-MODELS = [
-    ("MSM4SR", "msm4sr", []),
-    ("SASRec (IDs only)", "sasrec", []),
-    ("MSM4SR without mixup", "msm4sr", ["mixup=false"]),
-    ("MSM4SR without CMCL", "msm4sr", ["cmcl=false"]),
-    ("MSM4SR without NIP", "msm4sr", ["nip=false"]),
-    ("MSM4SR without pre-training", "msm4sr", ["pretrain=false"]),
-    ("MSM4SR text only", "msm4sr", ["modalities=text"]),
-    ("MSM4SR image only", "msm4sr", ["modalities=image"]),
-]
-DEVICES = ["auto", "cpu", "cuda", "mps"]
 STDERR_LINES = 40
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-
-
-def _defaults() -> dict:
-    try:
-        from core.config import Config
-        return Config().to_dict()
-    except Exception:  # noqa: BLE001 - the form still works with its own defaults
-        return {}
 
 
 def fmt_seconds(s) -> str:
@@ -76,7 +53,6 @@ class TrainingPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.state = self.IDLE
-        self.extra_sets: list[str] = []         # more `key=value` overrides (tests, power users)
         self.last_run: str | None = None        # the run "Resume last run" continues
         self.cli_module = "core.cli"
         self.max_handler_ms = 0.0               # longest GUI-thread CPU time spent on the run's output
@@ -104,56 +80,7 @@ class TrainingPanel(QWidget):
 
     # ---- layout ------------------------------------------------------------
     def _build_ui(self) -> None:
-        d = _defaults()
-        self.stage_box = QComboBox()
-        for label, cmd in STAGES:
-            self.stage_box.addItem(label, cmd)
-        self.model_box = QComboBox()
-        for label, model, sets in MODELS:
-            self.model_box.addItem(label, (model, sets))
-        self.pre_epochs = QSpinBox(minimum=1, maximum=10_000, value=d.get("pretrain_epochs", 20))
-        self.ft_epochs = QSpinBox(minimum=1, maximum=10_000, value=d.get("finetune_epochs", 200))
-        self.pre_batch = QSpinBox(minimum=1, maximum=65_536, value=d.get("pretrain_batch", 1024))
-        self.ft_batch = QSpinBox(minimum=1, maximum=65_536, value=d.get("finetune_batch", 256))
-        self.pre_lr = _lr_box(d.get("pretrain_lr", 1e-3))
-        self.ft_lr = _lr_box(d.get("finetune_lr", 1e-4))
-        self.hidden = QSpinBox(minimum=8, maximum=4096, singleStep=8, value=d.get("hidden", 64))
-        self.max_len = QSpinBox(minimum=2, maximum=1000, value=d.get("max_len", 50))
-        self.device_box = QComboBox()
-        self.device_box.addItems(DEVICES)
-        self.run_name = QLineEdit(placeholderText="automatic")
-        self.from_ckpt = QLineEdit(placeholderText="latest pre-trained checkpoint")
-        browse = QPushButton("…", maximumWidth=28)
-        browse.clicked.connect(self._browse_from)
-        from_row = QHBoxLayout()
-        from_row.setContentsMargins(0, 0, 0, 0)
-        from_row.addWidget(self.from_ckpt, 1)
-        from_row.addWidget(browse)
-        self.resume = QCheckBox("Resume last run")
-        self.resume.setToolTip("Continue the last (cancelled or interrupted) run from its checkpoint")
-
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.addRow("Stage", self.stage_box)
-        form.addRow("Model", self.model_box)
-        form.addRow("Pre-train epochs", self.pre_epochs)
-        form.addRow("Fine-tune epochs", self.ft_epochs)
-        form.addRow("Pre-train batch", self.pre_batch)
-        form.addRow("Fine-tune batch", self.ft_batch)
-        form.addRow("Pre-train LR", self.pre_lr)
-        form.addRow("Fine-tune LR", self.ft_lr)
-        form.addRow("Hidden size", self.hidden)
-        form.addRow("Max length", self.max_len)
-        form.addRow("Device", self.device_box)
-        form.addRow("Run name", self.run_name)
-        form.addRow("Fine-tune from", from_row)
-        form.addRow("", self.resume)
-        settings = QGroupBox("Settings")
-        settings.setLayout(form)
-        scroll = QScrollArea(widgetResizable=True)
-        scroll.setWidget(settings)
-        scroll.setMinimumWidth(260)
-
+        self.form = TrainingForm(self.session)
         self.start_btn = QPushButton("Start")
         self.pause_btn = QPushButton("Pause")
         self.cancel_btn = QPushButton("Cancel")
@@ -208,67 +135,18 @@ class TrainingPanel(QWidget):
         rl.addWidget(self.command_line)
         rl.addWidget(self.log)
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
+        split.addWidget(self.form)
         split.addWidget(right)
         split.setStretchFactor(1, 1)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(split)
 
-        self.stage_box.currentIndexChanged.connect(self._form_changed)
-        self.model_box.currentIndexChanged.connect(self._form_changed)
-        self._form_changed()
-
-    def _form_changed(self, *_) -> None:
-        cmd = self.stage_box.currentData()
-        model, sets = self.model_box.currentData()
-        pre = model == "msm4sr" and cmd in ("train", "pretrain") and "pretrain=false" not in sets
-        ft = cmd in ("train", "finetune") or model == "sasrec"
-        for w in (self.pre_epochs, self.pre_batch, self.pre_lr):
-            w.setEnabled(pre)
-        for w in (self.ft_epochs, self.ft_batch, self.ft_lr):
-            w.setEnabled(ft)
-        self.from_ckpt.setEnabled(cmd == "finetune" and model == "msm4sr")
-        self.stage_box.setEnabled(model == "msm4sr")
-
-    def _browse_from(self) -> None:
-        start = str(self.session.ws_path / "runs") if self.session.ws_path else ""
-        path = QFileDialog.getExistingDirectory(self, "Pre-trained checkpoint", start)
-        if path:
-            self.from_ckpt.setText(path)
 
     # ---- the command line ----------------------------------------------------
     def arguments(self) -> list[str]:
         """`python -m core.cli ...` arguments for the form's settings."""
-        ws = str(Path(self.session.ws_path).resolve())
-        cmd = self.stage_box.currentData()
-        model, sets = self.model_box.currentData()
-        if model == "sasrec":
-            cmd = "train"
-        args = [cmd, ws, "--progress-json", "--model", model]
-        sets = list(sets)
-        if self.pre_epochs.isEnabled():
-            sets += [f"pretrain_epochs={self.pre_epochs.value()}", f"pretrain_batch={self.pre_batch.value()}",
-                     f"pretrain_lr={self.pre_lr.value():g}"]
-        if self.ft_epochs.isEnabled():
-            lr_key = "sasrec_lr" if model == "sasrec" else "finetune_lr"
-            sets += [f"finetune_epochs={self.ft_epochs.value()}", f"finetune_batch={self.ft_batch.value()}",
-                     f"{lr_key}={self.ft_lr.value():g}"]
-        sets += [f"hidden={self.hidden.value()}", f"max_len={self.max_len.value()}",
-                 f"device={self.device_box.currentText()}"]
-        sets += self.extra_sets
-        for s in sets:
-            args += ["--set", s]
-        run = self.run_name.text().strip()
-        if not run and self.resume.isChecked():
-            run = self.last_run or latest_run(Path(ws) / "runs") or ""
-        if run:
-            args += ["--run", run]
-        if cmd == "finetune" and self.from_ckpt.isEnabled() and self.from_ckpt.text().strip():
-            args += ["--from", self.from_ckpt.text().strip()]
-        if self.resume.isChecked():
-            args.append("--resume")
-        return args
+        return self.form.arguments(self.last_run)
 
     # ---- running -------------------------------------------------------------
     def start(self) -> bool:
@@ -603,12 +481,6 @@ def latest_run(runs_dir: Path) -> str | None:
         log = d / "progress.jsonl"
         return (log if log.exists() else d).stat().st_mtime
     return max(runs, key=active).name if runs else None
-
-
-def _lr_box(value: float) -> QDoubleSpinBox:
-    box = QDoubleSpinBox(decimals=6, minimum=1e-6, maximum=1.0, singleStep=1e-4)
-    box.setValue(float(value))
-    return box
 
 
 def _html(text) -> str:

@@ -30,14 +30,14 @@ def setup(qtbot, ws_path):
     p.resize(1100, 560)
     p.show()
     # the form's own fields set the sizes the test cares about; the rest keeps the run tiny
-    p.extra_sets = [x for x in TINY_SETS if not x.split("=")[0] in
-                    ("pretrain_epochs", "finetune_epochs", "pretrain_batch", "finetune_batch", "hidden",
-                     "max_len", "device")]
-    p.hidden.setValue(16)
-    p.max_len.setValue(20)
-    p.device_box.setCurrentText("cpu")
-    p.pre_batch.setValue(64)
-    p.ft_batch.setValue(64)
+    p.form.extra_sets = [x for x in TINY_SETS if not x.split("=")[0] in
+                         ("pretrain_epochs", "finetune_epochs", "pretrain_batch", "finetune_batch", "hidden",
+                          "max_len", "device")]
+    p.form.hidden.setValue(16)
+    p.form.max_len.setValue(20)
+    p.form.device_box.setCurrentText("cpu")
+    p.form.pre_batch.setValue(64)
+    p.form.ft_batch.setValue(64)
     messages = []
     s.message.connect(lambda level, text: messages.append((level, text)))
     yield s, p, messages
@@ -72,9 +72,9 @@ def _state(pid: int) -> str:
 
 def test_a_short_run_plots_live_and_offers_the_new_model(qtbot, setup):
     session, panel, messages = setup
-    panel.pre_epochs.setValue(1)
-    panel.ft_epochs.setValue(2)
-    panel.run_name.setText("gui-done")
+    panel.form.pre_epochs.setValue(1)
+    panel.form.ft_epochs.setValue(2)
+    panel.form.run_name.setText("gui-done")
     stalls = _StallMeter()
     with qtbot.waitSignal(panel.runFinished, timeout=180_000) as fin:
         assert panel.start()
@@ -123,11 +123,11 @@ def test_a_short_run_plots_live_and_offers_the_new_model(qtbot, setup):
 
 def test_pause_resume_cancel_then_resume_the_run(qtbot, setup):
     session, panel, messages = setup
-    panel.stage_box.setCurrentIndex(panel.stage_box.findData("finetune"))
-    panel.ft_epochs.setValue(500)
-    panel.ft_batch.setValue(16)       # many short steps: it is mid-run when we act
-    panel.extra_sets.append("patience=1000")
-    panel.run_name.setText("gui-cancel")
+    panel.form.stage_box.setCurrentIndex(panel.form.stage_box.findData("finetune"))
+    panel.form.ft_epochs.setValue(500)
+    panel.form.ft_batch.setValue(16)       # many short steps: it is mid-run when we act
+    panel.form.extra_sets.append("patience=1000")
+    panel.form.run_name.setText("gui-cancel")
     assert panel.start()
     qtbot.waitUntil(lambda: sum(e["event"] == "step" for e in panel.events) >= 2, timeout=120_000)
     pid = int(panel.proc.processId())
@@ -159,8 +159,8 @@ def test_pause_resume_cancel_then_resume_the_run(qtbot, setup):
     panel.grab().save(str(SHOTS / "training_cancelled.png"))
 
     # "Resume last run" continues that run, not a new one
-    panel.run_name.clear()
-    panel.resume.setChecked(True)
+    panel.form.run_name.clear()
+    panel.form.resume.setChecked(True)
     args = panel.arguments()
     assert args[args.index("--run") + 1] == "gui-cancel" and "--resume" in args
     epochs_before = json.loads((last / "state.json").read_text())["epoch"]
@@ -179,8 +179,8 @@ def test_pause_resume_cancel_then_resume_the_run(qtbot, setup):
 
 def test_a_failing_run_shows_the_error_and_the_panel_goes_on(qtbot, setup):
     session, panel, messages = setup
-    panel.extra_sets.append("no_such_setting=1")
-    panel.run_name.setText("gui-bad")
+    panel.form.extra_sets.append("no_such_setting=1")
+    panel.form.run_name.setText("gui-bad")
     with qtbot.waitSignal(panel.runFinished, timeout=60_000) as fin:
         assert panel.start()
     assert fin.args[0] == "error"
@@ -190,3 +190,31 @@ def test_a_failing_run_shows_the_error_and_the_panel_goes_on(qtbot, setup):
     assert panel.state == panel.IDLE and panel.start_btn.isEnabled()
     panel.grab().save(str(SHOTS / "training_failed.png"))
 
+
+
+def test_form_starts_at_the_library_defaults_and_applies_the_paper_preset(qtbot, setup):
+    from core.config import PRESETS, Config
+    session, panel, messages = setup
+    form = panel.form
+    d = Config()
+    form.preset_box.setCurrentIndex(form.preset_box.findData(None))
+    assert form.ft_lr.value() == pytest.approx(d.finetune_lr)
+    assert form.ft_wd.value() == pytest.approx(d.finetune_weight_decay)
+    args = form.arguments()
+    assert "--preset" not in args and f"finetune_lr={d.finetune_lr:g}" in args
+    form.preset_box.setCurrentIndex(form.preset_box.findData("paper"))
+    paper = PRESETS["paper"]
+    assert form.ft_lr.value() == pytest.approx(paper["finetune_lr"])
+    assert form.ft_wd.value() == pytest.approx(paper["finetune_weight_decay"])
+    assert form.pre_batch.value() == paper["pretrain_batch"]
+    args = form.arguments()
+    assert args[args.index("--preset") + 1] == "paper"
+    # the command line resolves to the preset's optimiser with the form's values on top
+    import argparse
+    from core.cli_model import _training_args, resolve_config
+    p = argparse.ArgumentParser()
+    _training_args(p, "train")
+    cfg = resolve_config(p.parse_args(args[1:]), "train")
+    assert (cfg.optimizer, cfg.finetune_lr, cfg.finetune_weight_decay) == ("adam", 1e-4, 1e-3)
+    form.model_box.setCurrentIndex(form.model_box.findText("SASRec (IDs only)"))
+    assert "sasrec_weight_decay=0.001" in form.arguments()
