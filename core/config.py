@@ -57,6 +57,7 @@ class Config:
     finetune_lr: float = 1e-3
     finetune_batch: int = 128        # windows of max_len targets: 6,400 targets a step
     finetune_weight_decay: float = 0.0
+    id_dropout: float = 0.0          # MSM4SR: share of items whose ID embedding a step leaves out
     sasrec_lr: float = 1e-3          # SASRec trains from scratch: a larger step
     sasrec_weight_decay: float = 0.0
     patience: int = 10               # epochs without valid NDCG@10 improvement
@@ -87,6 +88,8 @@ class Config:
         for name in ("nip_positions", "pretrain_patience"):
             if getattr(self, name) < 0:
                 raise InputError(f"{name} must be >= 0")
+        if not 0 <= self.id_dropout < 1:
+            raise InputError(f"id_dropout must be in [0, 1), got {self.id_dropout}")
         if self.mixup_p_fixed is not None and not 0 <= self.mixup_p_fixed <= 1:
             raise InputError(f"mixup_p_fixed must be in [0, 1], got {self.mixup_p_fixed}")
         for name in ("max_len", "layers", "heads", "hidden", "experts", "pretrain_batch",

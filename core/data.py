@@ -57,16 +57,21 @@ def feature_identity(fs: store.FeatureSet) -> dict:
 
 
 def align_features(fs: store.FeatureSet, item_ids: list[str]):
-    """Feature rows in model-index order (row 0 = padding); items absent from the file are masked."""
+    """Feature rows in model-index order (row 0 = padding); items absent from the file are masked.
+
+    Slots that no item uses are cut off (a catalog of titles alone uses 1 of 10), so pooling
+    does not spend its time on masked vectors."""
     where = fs.index()
-    N, (V, D) = len(item_ids), fs.vectors.shape[1:]
+    used = fs.mask.bool().any(0).nonzero()
+    V = int(used.max()) + 1 if len(used) else 1
+    N, D = len(item_ids), fs.vectors.shape[2]
     x = torch.zeros(N + 1, V, D, dtype=torch.float16)
     m = torch.zeros(N + 1, V, dtype=torch.bool)
     rows = [(k + 1, where[i]) for k, i in enumerate(item_ids) if i in where]
     if rows:
         dst, src = (torch.tensor(c) for c in zip(*rows))
-        x[dst] = fs.vectors[src].to(torch.float16)
-        m[dst] = fs.mask[src].bool()
+        x[dst] = fs.vectors[src, :V].to(torch.float16)
+        m[dst] = fs.mask[src, :V].bool()
     return x, m
 
 

@@ -140,9 +140,37 @@ def _rank_fp32(model, cases, max_len, batch, candidates, mask_history, table, de
     return torch.cat(out).numpy().astype(np.int64)
 
 
+@torch.no_grad()
+def attention_gap(model, cases: list[Case], max_len: int, batch: int = 512) -> float:
+    """Mean over cases, query rows, heads and layers of max_j |a_j - 1/n|, n = the keys a
+    row may see. 0 means every row is uniform: the transformer only averages its inputs.
+    Rows of padding and rows with a single key (which cannot be anything but 1) are left out."""
+    total = torch.zeros((), dtype=torch.float64)
+    rows = torch.zeros((), dtype=torch.float64)
+    model.eval()
+    device = next(model.parameters()).device
+    for start in range(0, len(cases), batch):
+        inp = torch.from_numpy(left_pad([h for h, _ in cases[start:start + batch]], max_len)).to(device)
+        real = inp > 0
+        L = inp.shape[1]
+        allowed = torch.ones(L, L, dtype=torch.bool, device=device).tril() & real[:, None, :]  # [B, L, L]
+        n = real.cumsum(1).clamp(min=1)                                  # keys query i may see
+        keep = real & (n > 1)                                           # [B, L]
+        for a in model.attention(inp):                                  # [B, heads, L, L]
+            dev = (a.float() - 1.0 / n[:, None, :, None]).abs().masked_fill(~allowed[:, None], 0.0)
+            gap = dev.amax(-1)                                          # [B, heads, L]
+            total += gap[keep[:, None, :].expand_as(gap)].double().sum().cpu()
+            rows += keep.sum().cpu() * gap.shape[1]
+    sums = torch.stack([total, rows])
+    if distributed.active():
+        sums = distributed.all_reduce_sum(sums)
+    return float(sums[0] / sums[1]) if sums[1] > 0 else 0.0
+
+
 def evaluate(model, ds: Dataset, max_len: int, parts=("valid", "test"), batch: int = 512,
              mask_history: bool = False, cold: bool = True) -> dict:
-    """{"valid": metrics, "test": metrics, "cold": {"model": .., "popularity": ..}, "ties": ..}."""
+    """{"valid": metrics, "test": metrics, "cold": {"model": .., "popularity": ..}, "ties": ..,
+    "attention_gap": gap over the test users}."""
     out = {"ties": TIES, "mask_history": mask_history}
     with torch.no_grad():
         model.eval()
@@ -153,6 +181,7 @@ def evaluate(model, ds: Dataset, max_len: int, parts=("valid", "test"), batch: i
         out[part] = reduce_metrics(ranks)
     if cold and ds.cold:
         out["cold"] = cold_start(model, ds, max_len, batch, table=table)
+    out["attention_gap"] = attention_gap(model, mine(ds.test), max_len, batch)
     return out
 
 

@@ -293,3 +293,49 @@ def test_config_layers_defaults_toml_overrides(tmp_path):
         load_config(overrides={"hiden": "3"})
     with pytest.raises(InputError, match="hidden"):
         load_config(overrides={"hidden": "abc"})
+
+
+def test_feature_slots_no_item_uses_are_cut_and_pooling_is_unchanged():
+    from core.data import align_features
+    from core.features.store import FeatureSet
+    torch.manual_seed(0)
+    ids = ["a", "b", "c"]
+    x = torch.randn(3, 10, 6).half()
+    mask = torch.zeros(3, 10, dtype=torch.bool)
+    mask[:, 0] = True
+    mask[1, :3] = True          # the widest item uses 3 of the 10 slots
+    fs = FeatureSet(ids, x, mask, {"model": "t"})
+    vec, m = align_features(fs, ["c", "a", "zz", "b"])
+    assert vec.shape == (5, 3, 6) and m.shape == (5, 3)
+    assert torch.equal(vec[4], x[1, :3]) and not m[3].any()      # 'zz' has no features
+    pool = AttentionPool(6, 4)
+    full = pool(x.float()[[2, 0, 1]], mask[[2, 0, 1]])
+    assert torch.allclose(pool(vec[[1, 2, 4]].float(), m[[1, 2, 4]]), full, atol=1e-6)
+
+
+
+def test_id_dropout_scores_a_share_of_items_from_content_alone():
+    torch.manual_seed(0)
+    n, V, D = 6, 2, 10
+    feats = {"text": (torch.randn(n + 1, V, D), torch.ones(n + 1, V, dtype=torch.bool))}
+    inp = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
+    tgt = torch.tensor([[0, 2, 3, 4], [2, 3, 4, 5]])
+
+    def ce(**kw):
+        torch.manual_seed(1)
+        model = build(_tiny(dropout=0.0, attn_dropout=0.0, adaptor_dropout=0.0, **kw), n, D, None).train()
+        model.set_features(feats)
+        with torch.no_grad():
+            model.id_emb.weight.normal_()
+            model.seen[1:] = 1
+        model.use_ids = True
+        out = model.loss(inp, tgt, "finetune", torch.Generator().manual_seed(5))[0].item()  # keeps 2, 3, 4
+        model.use_ids = False
+        return out, model.loss(inp, tgt, "finetune")[0].item()
+
+    with_ids, content = ce()
+    some, _ = ce(id_dropout=0.5)
+    assert some == ce(id_dropout=0.5)[0]                  # drawn from the step's generator
+    assert some not in (with_ids, content)
+    nearly_all, _ = ce(id_dropout=0.9999)
+    assert nearly_all == pytest.approx(content, abs=1e-6)  # every ID left out: content only

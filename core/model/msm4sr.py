@@ -100,12 +100,16 @@ class MSM4SR(nn.Module):
             out[m] = torch.where(has[m], out[m], fallback)
         return out
 
-    def item_vectors(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Content (+ ID when fine-tuned, seen items only) vectors of item indices [n] -> [n, H]."""
+    def item_vectors(self, idx: torch.Tensor, id_keep: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Content (+ ID when fine-tuned, seen items only) vectors of item indices [n] -> [n, H].
+
+        id_keep [n]: 0 where an item's ID embedding is dropped for this step (id_dropout)."""
         out = self.encode_features({m: (x[idx], k[idx]) for m, (x, k) in self.feats.items()})
         keep = (idx > 0).unsqueeze(-1).to(next(iter(out.values())).dtype)
         if self.use_ids:
             ids = self.id_emb(idx) * self.seen[idx].unsqueeze(-1)
+            if id_keep is not None:
+                ids = ids * id_keep.unsqueeze(-1)
             out = {m: v + ids for m, v in out.items()}
         return {m: v * keep for m, v in out.items()}
 
@@ -134,7 +138,7 @@ class MSM4SR(nn.Module):
         and its in-batch negatives, are those of the global batch, as in one process."""
         if stage == "pretrain":
             return self._pretrain_loss(inp, tgt, gen, shard)
-        return self._finetune_loss(inp, tgt, shard)
+        return self._finetune_loss(inp, tgt, gen, shard)
 
     def _pretrain_loss(self, inp, tgt, gen, shard=None):
         cfg = self.cfg
@@ -180,23 +184,33 @@ class MSM4SR(nn.Module):
             raise ValueError("pre-training needs NIP or CMCL (with two modalities)")
         return total, parts
 
-    def _finetune_loss(self, inp, tgt, shard=None):
+    def _finetune_loss(self, inp, tgt, gen=None, shard=None):
         pad = inp == 0
-        table = self.item_vectors(torch.arange(self.n_items + 1, device=inp.device))
+        id_keep = None
+        if self.cfg.id_dropout > 0:
+            # items scored from content alone this step, in the input and the output alike, so
+            # the sequence vectors also learn to rank items as cold ones are ranked: by content
+            draw = torch.rand(self.n_items + 1, generator=gen) if gen is not None else torch.rand(self.n_items + 1)
+            id_keep = (draw.to(inp.device) >= self.cfg.id_dropout).float()
+        table = self.item_vectors(torch.arange(self.n_items + 1, device=inp.device), id_keep)
         seq = self._encode({m: v[inp] for m, v in table.items()}, pad)
         valid = tgt > 0
-        # sum over modalities of normalised dot products = one product of concatenations
-        user = self.vectors_to_table({m: s[valid] for m, s in seq.items()})
+        user = self.users_to_table({m: s[valid] for m, s in seq.items()})
         y = tgt[valid]
         if shard is not None:  # the mean over the global batch's targets, as in one process
             user, y = distributed.all_gather(user), distributed.all_gather(y)
         logits = user @ self.vectors_to_table({m: v[1:] for m, v in table.items()}).T
-        ce = F.cross_entropy(logits * self._scale(), y - 1)
+        ce = F.cross_entropy(logits, y - 1)
         return ce, {"ce": ce}
 
     # ---- scoring (evaluation, recommendation) ---------------------------
+    # score(user, item) = the sum over modalities of cosine / temperature, as one product of
+    # normalised concatenations: users_to_table(user) . vectors_to_table(item)
     def vectors_to_table(self, vecs: dict[str, torch.Tensor]) -> torch.Tensor:
         return torch.cat([F.normalize(vecs[m], dim=-1) for m in self.mods], dim=-1)
+
+    def users_to_table(self, vecs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.vectors_to_table(vecs) * self._scale()
 
     def item_table(self) -> torch.Tensor:
         """[N, K]: score(user, item) = user_vectors . item_table (row i = item index i+1)."""
@@ -218,7 +232,7 @@ class MSM4SR(nn.Module):
     def user_vectors_from(self, emb: dict[str, torch.Tensor], pad: torch.Tensor) -> torch.Tensor:
         """The same from already embedded sequences (the Recommender caches item vectors)."""
         seq = self._encode(emb, pad)
-        return self.vectors_to_table({m: s[:, -1] for m, s in seq.items()}) * self._scale()
+        return self.users_to_table({m: s[:, -1] for m, s in seq.items()})
 
     def attention(self, inp: torch.Tensor, extra=None) -> list[torch.Tensor]:
         return self.attention_from(self.embed_sequence(inp, extra), inp == 0)
