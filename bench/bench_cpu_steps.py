@@ -1,10 +1,14 @@
 """CPU fine-tuning steps of MSM4SR on full ML-1M, each variant in a fresh process, side by
-side: glibc's default allocator behaviour against core.train.keep_freed_memory().
+side. Two comparisons:
 
-    .venv/bin/python bench/bench_cpu_steps.py [--steps 40]
+    .venv/bin/python bench/bench_cpu_steps.py [--steps 40]             # allocator
+    .venv/bin/python bench/bench_cpu_steps.py --ref bde513f [--steps 40]  # code: REF against now
 
-Prints items/s, user and kernel CPU seconds and minor page faults of each, and the ratio.
-Uses the workspace that bench_model.py caches (run it once first).
+The first runs glibc's default allocator behaviour against core.train.keep_freed_memory().
+The second runs the same steps with the code of a git ref (checked out in a temporary
+worktree, with its own defaults) and with the working tree, both keeping freed memory, in
+alternating order (--repeats). Prints items/s, user and kernel CPU seconds and minor page
+faults of each, and the ratio. Uses the workspace that bench_model.py caches (run it once).
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-WS = REPO / "bench" / "results" / "ws-ml1m"
+WS = REPO / "bench" / "results" / "ws-ml-1m" / "ws"
 
 CHILD = r"""
 import json, resource, sys, time
@@ -55,21 +59,51 @@ print(json.dumps({"kept": kept, "steps": step, "seconds": dt, "items_per_s": n /
 """
 
 
+def child(tree: Path, keep: bool, steps: int) -> dict:
+    r = subprocess.run([sys.executable, "-c", CHILD, str(tree), str(WS), "1" if keep else "0", str(steps)],
+                       capture_output=True, text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def show(name: str, o: dict) -> None:
+    print(f"{name:<18} {o['items_per_s']:>8.0f} items/s  user {o['user_s']:.1f}s  "
+          f"kernel {o['sys_s']:.1f}s  minor faults {o['minor_faults']:,}", flush=True)
+
+
+def compare_ref(ref: str, steps: int, repeats: int) -> None:
+    import tempfile
+    tmp = Path(tempfile.mkdtemp(prefix="cpu-steps-")) / "tree"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tmp), ref],
+                   check=True, capture_output=True)
+    try:
+        runs = {ref: [], "now": []}
+        for i in range(repeats):   # alternate, so drift on a shared machine hits both
+            for name, tree in ((ref, tmp), ("now", REPO))[:: 1 if i % 2 == 0 else -1]:
+                runs[name].append(child(tree, True, steps))
+                show(f"{name} #{i + 1}", runs[name][-1])
+        best = {k: max(o["items_per_s"] for o in v) for k, v in runs.items()}
+        print(f"best items/s: {ref} {best[ref]:.0f}, now {best['now']:.0f}; "
+              f"now / {ref} = {best['now'] / best[ref]:.3f}")
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tmp)], check=False)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--ref", default=None, help="compare this git ref's code with the working tree")
+    ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args(argv)
     if not (WS / "features" / "text.safetensors").is_file():
-        print(f"{WS} is not built: run bench/bench_model.py once first")
+        print(f"{WS} is not built: run bench/bench_model.py --dataset ml-1m once first")
         return 2
+    if args.ref:
+        compare_ref(args.ref, args.steps, args.repeats)
+        return 0
     out = {}
-    for name, flag in (("default", "0"), ("keep_freed_memory", "1")):
-        r = subprocess.run([sys.executable, "-c", CHILD, str(REPO), str(WS), flag, str(args.steps)],
-                           capture_output=True, text=True, check=True)
-        out[name] = json.loads(r.stdout.strip().splitlines()[-1])
-        o = out[name]
-        print(f"{name:<18} {o['items_per_s']:>8.0f} items/s  user {o['user_s']:.1f}s  "
-              f"kernel {o['sys_s']:.1f}s  minor faults {o['minor_faults']:,}")
+    for name, keep in (("default", False), ("keep_freed_memory", True)):
+        out[name] = child(REPO, keep, args.steps)
+        show(name, out[name])
     print(f"speed-up {out['keep_freed_memory']['items_per_s'] / out['default']['items_per_s']:.2f}x")
     return 0
 

@@ -38,7 +38,7 @@ PLANS = {
     "msm4sr": ({}, "MSM4SR with the library's defaults"),
     "no-pretrain": ({"pretrain": False}, "fine-tuning from scratch"),
     "no-nip": ({"nip": False}, "pre-training without next-item prediction"),
-    "no-ln": ({"expert_norm": False}, "MoE experts without their LayerNorm"),
+    "ln": ({"expert_norm": True}, "MoE experts end in a LayerNorm (the authors' code)"),
     "4-positions": ({"nip_positions": 4}, "NIP on 4 random positions per window, not all"),
     "no-early-stop": ({"pretrain_patience": 0}, "pre-training keeps its last epoch"),
     "cross-cmcl": ({"cmcl_negatives": "cross"}, "CMCL without intra-modal negatives"),

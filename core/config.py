@@ -31,7 +31,7 @@ class Config:
     pool_dim: int = 64               # attention-pooling hidden size
     experts: int = 8                 # MoE adaptor experts per modality
     adaptor_dropout: float = 0.2
-    expert_norm: bool = True         # each MoE expert ends in a LayerNorm (the authors' code)
+    expert_norm: bool = False        # each MoE expert ends in a LayerNorm (the authors' code; measured no gain)
     # pre-training
     pretrain: bool = True            # False = fine-tune from scratch (ablation)
     item_drop_max: float = 0.2       # per batch p ~ U(0, item_drop_max)
@@ -46,7 +46,7 @@ class Config:
     temperature: float = 0.07
     nip_positions: int = 0           # NIP queries per window: 0 = every target position, k = k random
     cmcl_positions: int = 4          # CMCL queries per window (random positions)
-    pretrain_epochs: int = 20
+    pretrain_epochs: int = 50       # an upper bound: patience stops it
     pretrain_patience: int = 5       # keep the best epoch by content-only valid NDCG@10; 0 = keep the last
     pretrain_lr: float = 1e-3
     pretrain_batch: int = 256

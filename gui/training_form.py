@@ -23,7 +23,7 @@ MODELS = [
     ("MSM4SR without CMCL", "msm4sr", ["cmcl=false"]),
     ("MSM4SR without NIP", "msm4sr", ["nip=false"]),
     ("MSM4SR without pre-training", "msm4sr", ["pretrain=false"]),
-    ("MSM4SR without expert LayerNorm", "msm4sr", ["expert_norm=false"]),
+    ("MSM4SR with expert LayerNorm", "msm4sr", ["expert_norm=true"]),
     ("MSM4SR text only", "msm4sr", ["modalities=text"]),
     ("MSM4SR image only", "msm4sr", ["modalities=image"]),
 ]
@@ -64,7 +64,7 @@ class TrainingForm(QScrollArea):
             self.preset_box.addItem(PRESET_LABELS.get(p, p), p)
         self.preset_box.setToolTip("Measured defaults: AdamW, chosen on ML-1M and Amazon Scientific "
                                    "(docs/benchmarks.md). Paper: the authors' optimiser and settings.")
-        self.pre_epochs = QSpinBox(minimum=1, maximum=10_000, value=d.get("pretrain_epochs", 20))
+        self.pre_epochs = QSpinBox(minimum=1, maximum=10_000, value=d.get("pretrain_epochs", 50))
         self.ft_epochs = QSpinBox(minimum=1, maximum=10_000, value=d.get("finetune_epochs", 200))
         self.pre_batch = QSpinBox(minimum=1, maximum=65_536, value=d.get("pretrain_batch", 256))
         self.ft_batch = QSpinBox(minimum=1, maximum=65_536, value=d.get("finetune_batch", 128))

@@ -236,7 +236,7 @@ def test_ablation_flags_change_what_is_computed():
     assert set(run(nip=False)) == {"cmcl"}
     assert run(cmcl_negatives="cross")["cmcl"] != base["cmcl"]
     assert run(nip_positions=1)["nip_text"] != base["nip_text"]
-    assert run(expert_norm=False)["nip_text"] != base["nip_text"]
+    assert run(expert_norm=True)["nip_text"] != base["nip_text"]
     heads, model = _pretrain_parts(n, D, feats, inp, tgt, proj_heads=True)
     assert heads["nip_text"] != base["nip_text"] and set(model.heads) == {"text", "image"}
     loss, _ = model.loss(inp, tgt, "pretrain", torch.Generator().manual_seed(0))
