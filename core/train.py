@@ -6,7 +6,7 @@ Each step trains every position of a batch of windows (see core.data). Stages:
   finetune  MSM4SR with ID embeddings, or SASRec: CE over all items, early stopping on
             valid NDCG@10; the best epoch's weights are kept.
 Optimiser: AdamW (decoupled weight decay) with no decay on biases, norms and embeddings
-(see param_groups); `optimizer = "adam"` is Adam with L2 decay on every weight, as
+(core.optim); `optimizer = "adam"` is Adam with L2 decay on every weight, as
 RecBole and the paper use it (the "paper" preset).
 Runs live in WS/runs/<run>/ (config.json, progress.jsonl, <stage>/last = resumable
 state of the last completed epoch, <stage>/best, pretrain/model); the final model
@@ -46,6 +46,7 @@ from core.config import Config
 from core.data import Dataset, batches, load_dataset, n_batches, windows
 from core.errors import CheckpointError, InputError
 from core.evaluate import evaluate, flat, mine, rank_cases, reduce_metrics
+from core.optim import make_optimizer
 from core.workspace import Workspace
 
 STAGES = ("pretrain", "finetune")
@@ -227,18 +228,6 @@ class Trainer:
         fresh.load_state_dict(model.state_dict())
         return fresh
 
-    def _optimizer(self, model, stage: str):
-        cfg = self.cfg
-        if stage == "pretrain":
-            lr, wd = cfg.pretrain_lr, cfg.pretrain_weight_decay
-        elif cfg.model == "sasrec":
-            lr, wd = cfg.sasrec_lr, cfg.sasrec_weight_decay
-        else:
-            lr, wd = cfg.finetune_lr, cfg.finetune_weight_decay
-        if cfg.optimizer == "adam":
-            return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
-        return torch.optim.AdamW(param_groups(model, wd), lr=lr)
-
     def _stage(self, stage: str, ds: Dataset, model):
         cfg = self.cfg
         sdir = self.run_dir / stage
@@ -254,7 +243,7 @@ class Trainer:
             model = self._new_model(ds)
         if cfg.model == "msm4sr":
             model.use_ids = stage == "finetune"
-        opt = self._optimizer(model, stage)
+        opt = make_optimizer(model, self.cfg, stage)
         step_fn = _LossOf(model)  # DDP hooks forward(); the model's loss is its forward here
         if dd.active():
             step_fn = torch.nn.parallel.DistributedDataParallel(
@@ -363,26 +352,6 @@ class Trainer:
         dd.barrier()
         self.result.model_dir = out
         return out
-
-
-def param_groups(model, weight_decay: float) -> list[dict]:
-    """AdamW groups: decay on weight matrices only; none on biases, norms and embeddings.
-
-    Embeddings (item IDs, positions) and norm gains are values, not maps: decaying them
-    pulls rarely updated rows to zero. Everything 1-D is a bias or a norm; the MoE
-    whitening biases and per-expert norms are 2-D but named so."""
-    no_decay = set()
-    for mname, mod in model.named_modules():
-        if isinstance(mod, (torch.nn.Embedding, torch.nn.LayerNorm)):
-            no_decay |= {f"{mname}.{n}" if mname else n for n, _ in mod.named_parameters(recurse=False)}
-    decay, rest = [], []
-    for name, p in model.named_parameters():
-        leaf = name.rsplit(".", 1)[-1]
-        if name in no_decay or p.ndim < 2 or leaf.endswith("bias") or leaf.startswith("norm"):
-            rest.append(p)
-        else:
-            decay.append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
 class _LossOf(torch.nn.Module):

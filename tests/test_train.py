@@ -169,7 +169,7 @@ def test_pretraining_keeps_its_best_epoch_and_stops_after_patience(ws):
 
 def test_adamw_decays_weight_matrices_only():
     from core.model import build
-    from core.train import param_groups
+    from core.optim import param_groups
     cfg = load_config(overrides=dict(TINY, proj_heads=True))
     model = build(cfg, 30, 12, 12)
     decay, rest = param_groups(model, 0.5)
