@@ -12,6 +12,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 ML1M = REPO.parent / "shared" / "datasets" / "ml-1m-posters"
+SCIENTIFIC = REPO.parent / "shared" / "datasets" / "amazon-scientific"
 
 
 def _need(path: Path) -> Path:
@@ -27,6 +28,12 @@ def _need(path: Path) -> Path:
 def ml1m() -> Path:
     """../shared/datasets/ml-1m-posters (read-only)."""
     return _need(ML1M)
+
+
+@pytest.fixture(scope="session")
+def scientific() -> Path:
+    """../shared/datasets/amazon-scientific (read-only): sparse, text-only."""
+    return _need(SCIENTIFIC)
 
 
 @pytest.fixture
