@@ -92,6 +92,18 @@ def model_device(rec) -> str:
     return str(getattr(rec, "device", "cpu"))
 
 
+def unique_keys(*lists) -> list[QKeySequence]:
+    """Each key sequence once, in order. Qt calls a key bound twice to one action
+    'ambiguous' and does nothing (GNOME's platform Redo is Ctrl+Shift+Z itself)."""
+    out, seen = [], set()
+    for keys in lists:
+        for k in keys:
+            if not k.isEmpty() and k.toString() not in seen:
+                seen.add(k.toString())
+                out.append(k)
+    return out
+
+
 class MainWindow(QMainWindow):
     modelLoaded = Signal(object)     # path of the loaded checkpoint, or None when it failed
     workspaceOpened = Signal(str)
@@ -201,7 +213,8 @@ class MainWindow(QMainWindow):
         undo = self.sequence.undo_stack.createUndoAction(self, "&Undo")
         undo.setShortcut(QKeySequence.Undo)
         redo = self.sequence.undo_stack.createRedoAction(self, "&Redo")
-        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.Redo])
+        redo.setShortcuts(unique_keys([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")],
+                                      QKeySequence.keyBindings(QKeySequence.Redo)))
         m.addAction(undo)
         m.addAction(redo)
         self.act_undo, self.act_redo = undo, redo

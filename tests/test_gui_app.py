@@ -12,7 +12,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QWizard
 
 from core.workspace import Workspace
-from gui.app import MainWindow, demo_sequence, install_excepthook
+from gui.app import MainWindow, demo_sequence, install_excepthook, unique_keys
 from gui.settings import Settings
 from gui.state import Session
 from gui.workers import wait_all
@@ -94,6 +94,11 @@ def test_main_window_docks_menus_shortcuts(qtbot, window, ml_ws):
     assert win.session.sequence == ["2"]
     shortcut(qtbot, win, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
     assert win.session.sequence == ["2", "1"]
+    shortcut(qtbot, win, Qt.Key_Z)
+    shortcut(qtbot, win, Qt.Key_Y)                    # Ctrl+Y redoes too
+    assert win.session.sequence == ["2", "1"]
+    keys = [k.toString() for k in win.act_redo.shortcuts()]
+    assert len(keys) == len(set(keys)) and {"Ctrl+Shift+Z", "Ctrl+Y"} <= set(keys)
     # Delete with focus in the sequence removes the selected item
     win.sequence.view.setFocus()
     win.sequence.view.setCurrentIndex(win.sequence.model.index(0))
@@ -118,6 +123,13 @@ def test_main_window_docks_menus_shortcuts(qtbot, window, ml_ws):
     qtbot.waitUntil(lambda: "popularity rank" in win.inspector.stats.text(), timeout=10000)
     qtbot.wait(200)
     win.grab().save("artifacts/screenshots/main_window.png")
+
+
+def test_a_key_bound_twice_is_kept_once(qapp):
+    from PySide6.QtGui import QKeySequence
+    platform = [QKeySequence("Ctrl+Shift+Z"), QKeySequence()]   # as GNOME's Redo binds it
+    keys = unique_keys([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")], platform)
+    assert [k.toString() for k in keys] == ["Ctrl+Shift+Z", "Ctrl+Y"]
 
 
 def test_layout_is_restored_and_errors_are_messages(qtbot, settings, ml_ws, tmp_path):
