@@ -3,7 +3,7 @@ the same wall-clock budget per model, side by side.
 
     .venv/bin/python bench/bench_model.py --dataset scientific           # 30 min per model
     .venv/bin/python bench/bench_model.py --dataset ml-1m --quick        # 1,000 users, 1 min each
-    .venv/bin/python bench/bench_model.py --dataset ml-1m --models sasrec,msm4sr,no-ln --budget-min 10
+    .venv/bin/python bench/bench_model.py --dataset ml-1m --models sasrec,msm4sr,ln --budget-min 10
 
 Data: ../shared/datasets (ml-1m-posters: dense, posters; amazon-scientific: sparse, text
 only), imported and featurised once by bench/workspaces.py (5 % of items held out as
