@@ -106,9 +106,9 @@ _FIELDS = {f.name: f for f in fields(Config)}
 # Named presets, applied over the defaults and under a TOML file and --set.
 PRESETS = {
     # the paper's and the authors' settings: Adam with L2 decay, fine-tune lr 1e-4, wd 1e-3,
-    # pre-training batch 1024, the last pre-training epoch kept
+    # pre-training batch 1024, the best valid pre-training epoch with RecBole's patience of 10
     "paper": {"optimizer": "adam", "finetune_lr": 1e-4, "finetune_weight_decay": 1e-3,
-              "pretrain_batch": 1024, "pretrain_patience": 0, "expert_norm": True,
+              "pretrain_batch": 1024, "pretrain_patience": 10, "expert_norm": True,
               "cmcl_negatives": "all", "proj_heads": False, "nip_positions": 0},
 }
 
