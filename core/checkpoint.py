@@ -127,12 +127,11 @@ def build_model(manifest: dict):
     dims = manifest["dims"]
     # sizes a crafted config could use to exhaust memory or time (even building 2**31 layers
     # on the meta device never ends): far above any model this program trains
-    for name, lo, cap in (("layers", 1, 64), ("experts", 1, 1024), ("heads", 1, 1024),
-                          ("hidden", 1, 1 << 16), ("inner", 1, 1 << 18), ("max_len", 1, 1 << 16),
-                          ("pool_dim", 1, 1 << 16)):
-        if not lo <= getattr(cfg, name) <= cap:
+    for name, cap in (("layers", 64), ("experts", 1024), ("heads", 1024), ("hidden", 1 << 16),
+                      ("inner", 1 << 18), ("max_len", 1 << 16), ("pool_dim", 1 << 16)):
+        if not 0 < getattr(cfg, name) <= cap:
             raise CheckpointError(f"manifest config: {name} = {getattr(cfg, name)} is out of range "
-                                  f"({lo}..{cap})")
+                                  f"(1..{cap})")
     import torch
     try:
         # first on the meta device (no memory): a crafted config (sizes of 2**40) must not

@@ -197,11 +197,16 @@ def popularity_ranks(ds: Dataset, cases: list[Case], candidates: np.ndarray | No
     """[n, 2] (above, tied) of each target when the candidates (default: cold items, which
     hold every target) are ordered by their count over all interactions (see POPULARITY)."""
     cand = ds.cold_items if candidates is None else candidates
-    pop = np.sort(ds.popularity[cand])
-    t = ds.popularity[np.array([t for _, t in cases], dtype=np.int64)]
-    above = len(pop) - np.searchsorted(pop, t, side="right")
-    tied = np.searchsorted(pop, t, side="right") - np.searchsorted(pop, t, side="left") - 1
-    return np.stack([above, np.maximum(tied, 0)], 1).astype(np.int64)
+    return count_ranks(ds.popularity[cand], ds.popularity[np.array([t for _, t in cases], dtype=np.int64)])
+
+
+def count_ranks(cand_counts: np.ndarray, target_counts: np.ndarray) -> np.ndarray:
+    """[n, 2] (above, tied) of targets among candidates ordered by a count; each target is
+    one of the candidates, so it is not counted as tied with itself."""
+    pop = np.sort(cand_counts)
+    right = np.searchsorted(pop, target_counts, side="right")
+    left = np.searchsorted(pop, target_counts, side="left")
+    return np.stack([len(pop) - right, np.maximum(right - left - 1, 0)], 1).astype(np.int64)
 
 
 def flat(metrics: dict, prefix: str = "") -> dict:
