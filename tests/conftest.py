@@ -15,13 +15,31 @@ ML1M = REPO.parent / "shared" / "datasets" / "ml-1m-posters"
 SCIENTIFIC = REPO.parent / "shared" / "datasets" / "amazon-scientific"
 
 
+def under_ci() -> bool:
+    """CI is set the way CI services set it: "true" or "1", any case."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
 def _need(path: Path) -> Path:
     """Real data: skip only when absent, and never skip under CI."""
     if not path.exists():
-        if os.environ.get("CI") == "true":
+        if under_ci():
             pytest.fail(f"{path} is missing under CI; real-data tests must run there")
         pytest.skip(f"{path} not present")
     return path
+
+
+DATA_FIXTURES = ("ml1m", "scientific")
+
+
+@pytest.hookimpl(tryfirst=True)     # before -m selects on the markers
+def pytest_collection_modifyitems(config, items):
+    """Every test that reaches the real data carries `realdata`, also through other fixtures,
+    so `-m "not realdata"` selects exactly the tests that run without ../shared/datasets."""
+    for item in items:
+        if any(f in getattr(item, "fixturenames", ()) for f in DATA_FIXTURES) \
+                and item.get_closest_marker("realdata") is None:
+            item.add_marker(pytest.mark.realdata)
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,7 @@ def ws_copy(trained, tmp_path):
     ws.close()
 
 
+@pytest.mark.realdata
 def test_manifest_describes_the_model(trained):
     folder, m = checkpoint.read_manifest(trained["msm4sr"].model_dir / "manifest.json")
     assert m["model"] == "msm4sr" and m["stage"] == "finetune" and m["use_ids"] is True
@@ -46,6 +47,7 @@ def test_manifest_describes_the_model(trained):
         assert {k: list(f.get_slice(k).get_shape()) for k in f.keys()} == m["tensors"]
 
 
+@pytest.mark.realdata
 def test_round_trip_gives_identical_scores(trained):
     ws = trained["ws"]
     a = Recommender.load(trained["msm4sr"].model_dir, ws)
@@ -55,6 +57,7 @@ def test_round_trip_gives_identical_scores(trained):
     assert a.recommend(seq) == Recommender.load(trained["msm4sr"].model_dir, ws).recommend(seq)
 
 
+@pytest.mark.realdata
 def test_truncated_weights_are_refused(model_copy, trained):
     w = model_copy / "weights.safetensors"
     w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
@@ -62,6 +65,7 @@ def test_truncated_weights_are_refused(model_copy, trained):
         Recommender.load(model_copy, trained["ws"])
 
 
+@pytest.mark.realdata
 def test_crafted_files_are_refused(model_copy, trained):
     ws = trained["ws"]
     m = json.loads((model_copy / "manifest.json").read_text())
@@ -81,6 +85,7 @@ def test_crafted_files_are_refused(model_copy, trained):
         Recommender.load(model_copy, ws)
 
 
+@pytest.mark.realdata
 def test_shapes_are_checked_against_manifest_and_config(trained, tmp_path):
     src = trained["msm4sr"].model_dir
     # a consistent pair of files whose config says hidden 48: shapes do not fit the model
@@ -99,6 +104,7 @@ def test_shapes_are_checked_against_manifest_and_config(trained, tmp_path):
         checkpoint.load_model(bad)
 
 
+@pytest.mark.realdata
 def test_feature_extractor_mismatch_says_what_differs(trained, ws_copy):
     fs = store.load(ws_copy.features_dir, "text")
     fs.meta["model"] = "foo"
@@ -115,6 +121,7 @@ def test_feature_extractor_mismatch_says_what_differs(trained, ws_copy):
     Recommender.load(trained["sasrec"].model_dir, ws_copy)
 
 
+@pytest.mark.realdata
 def test_item_mismatch_refused_but_new_items_accepted(trained, ws_copy):
     ws_copy.add_new_item("Brand new film", text="A brand new film.")
     rec = Recommender.load(trained["sasrec"].model_dir, ws_copy)  # new items are not a mismatch

@@ -51,6 +51,7 @@ def ws(ml1m, tmp_path_factory):
     w.close()
 
 
+@pytest.mark.realdata
 def test_two_processes_match_one_process(ws):
     events, r = _torchrun(ws.path, "ddp2")
     one_events = []

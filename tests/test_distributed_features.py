@@ -22,6 +22,8 @@ import torch
 from core.features import store
 from test_kill_features import _catalog
 
+pytestmark = pytest.mark.realdata      # ../shared/datasets
+
 REPO = Path(__file__).resolve().parents[1]
 ITEMS = 40
 ARGS = ["--keywords-from", "none", "--batch-size", "6", "--json"]   # 7 batches: uneven shares

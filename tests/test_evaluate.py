@@ -44,6 +44,7 @@ def test_ties_count_as_a_random_tie_break_in_expectation():
     assert metrics_from_ranks(np.array([[0, 3415]]), ks=(10,))["recall@10"] == pytest.approx(10 / 3416)
 
 
+@pytest.mark.realdata
 def test_a_model_that_scores_every_item_the_same_gets_chance(trained):
     model, cfg, ds = _loaded(trained, "sasrec")
     with torch.no_grad():
@@ -59,6 +60,7 @@ def test_a_model_that_scores_every_item_the_same_gets_chance(trained):
     assert metrics_from_ranks(rank_cases(model, ds.test, cfg.max_len))["recall@50"] == 0.0
 
 
+@pytest.mark.realdata
 def test_scores_are_float32_even_under_autocast(trained):
     model, cfg, ds = _loaded(trained, "msm4sr")
     plain = rank_cases(model, ds.test, cfg.max_len)
@@ -77,6 +79,7 @@ def test_metrics_from_ranks_follow_their_definitions():
     assert m["cases"] == 5
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize("kind", ["msm4sr", "sasrec"])
 def test_batched_ranks_equal_a_brute_force_full_matrix(trained, kind):
     model, cfg, ds = _loaded(trained, kind)
@@ -101,6 +104,7 @@ def test_batched_ranks_equal_a_brute_force_full_matrix(trained, kind):
     assert np.array_equal(masked, want_m)
 
 
+@pytest.mark.realdata
 def test_cold_start_ranks_among_held_out_items_only(trained):
     model, cfg, ds = _loaded(trained, "msm4sr")
     assert len(ds.cold) > 20 and len(ds.cold_items) > 5
@@ -127,6 +131,7 @@ def test_cold_start_ranks_among_held_out_items_only(trained):
     assert "oracle" in out["cold"]["popularity_is"] and out["ties"].startswith("expected")
 
 
+@pytest.mark.realdata
 def test_trained_models_beat_chance(trained):
     for kind in ("msm4sr", "sasrec"):
         m = trained[kind].metrics["test"]
@@ -134,6 +139,7 @@ def test_trained_models_beat_chance(trained):
         assert m["recall@50"] > 2 * chance, (kind, m)
 
 
+@pytest.mark.realdata
 def test_cli_evaluate_json_matches_the_trainer(trained):
     ws = trained["ws"]
     r = subprocess.run([sys.executable, "-m", "core.cli", "evaluate", str(ws.path), "--model",
@@ -149,6 +155,7 @@ def test_cli_evaluate_json_matches_the_trainer(trained):
     assert masked["test"]["recall@50"] >= out["test"]["recall@50"]
 
 
+@pytest.mark.realdata
 def test_evaluate_refuses_a_changed_split(trained, tmp_path):
     import shutil
     from core.cli_model import evaluate_checkpoint

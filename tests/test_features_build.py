@@ -76,6 +76,7 @@ def counts(monkeypatch):
     return seen
 
 
+@pytest.mark.realdata
 def test_weights_file_end_to_end(ws, weights, movies):
     report = build(ws, weights)
     sha = file_sha256(weights)
@@ -112,6 +113,7 @@ def test_weights_file_end_to_end(ws, weights, movies):
     assert ws.keyword_sources() == {source: N}
 
 
+@pytest.mark.realdata
 def test_bad_images_become_problems_and_nothing_else_is_lost(ws, weights, movies, tmp_path, ml1m):
     good = ml1m / "posters" / "1.jpg"
     bad = tmp_path / "bad"
@@ -152,6 +154,7 @@ def test_bad_images_become_problems_and_nothing_else_is_lost(ws, weights, movies
     assert "5" not in {i for i, _, _ in ws.problems("image")}
 
 
+@pytest.mark.realdata
 def test_second_run_reuses_unchanged_rows(ws, weights, counts):
     build(ws, weights)
     first = {m: store.load(ws.features_dir, m) for m in ("text", "image")}
@@ -172,6 +175,7 @@ def test_second_run_reuses_unchanged_rows(ws, weights, counts):
     assert counts["sentences"] == 1 and counts["images"] == 0
 
 
+@pytest.mark.realdata
 def test_resume_after_interruption(ws, weights, counts):
     class Stop(Exception):
         pass
@@ -215,6 +219,7 @@ def test_resume_after_interruption(ws, weights, counts):
         assert torch.allclose(fresh.vectors.float(), resumed[m].vectors.float(), atol=2e-3)
 
 
+@pytest.mark.realdata
 def test_clip_unavailable_still_builds_text(ws, weights):
     build(ws, weights)
     source = ws.get_meta("image_modality")["source"]
@@ -228,6 +233,7 @@ def test_clip_unavailable_still_builds_text(ws, weights):
     assert ws.keyword_sources() == {source: N}  # stored keywords are kept
 
 
+@pytest.mark.realdata
 def test_catalog_tags_and_none(ws):
     with ws.transaction() as db:
         ws.set_keywords([("1", "catalog-tags", [("toy", 1.0), ("cowboy", 0.5)]),
@@ -249,6 +255,7 @@ def test_catalog_tags_and_none(ws):
     assert ws.get_meta("image_modality")["available"] is False
 
 
+@pytest.mark.realdata
 def test_encode_items_and_add_items(ws, weights, ml1m):
     import time
     build(ws, weights)
@@ -279,6 +286,7 @@ def test_encode_items_and_add_items(ws, weights, ml1m):
     assert (report.text_computed, report.image_computed) == (0, 0)
 
 
+@pytest.mark.realdata
 def test_add_items_needs_features_and_known_items(ws):
     from core.errors import InputError, StudioError
     with pytest.raises(StudioError, match="no text features"):
@@ -295,6 +303,7 @@ def _cli(argv):
     return args.func(args)
 
 
+@pytest.mark.realdata
 def test_cli_json_report(ws, weights, capsys, tmp_path):
     vocab = tmp_path / "words.txt"
     vocab.write_text("\n".join(WORDS) + "\n")
@@ -321,6 +330,7 @@ def test_cli_bad_workspace(tmp_path):
         _cli(["features", str(tmp_path), "--clip-pretrained", "x", "--clip-weights", "y"])
 
 
+@pytest.mark.realdata
 def test_add_items_when_clip_weights_are_gone(ws, weights, tmp_path):
     copy = tmp_path / "copy.safetensors"
     shutil.copy(weights, copy)
@@ -336,6 +346,7 @@ def test_add_items_when_clip_weights_are_gone(ws, weights, tmp_path):
     assert "missing or changed" in reason
 
 
+@pytest.mark.realdata
 def test_feature_metadata_is_stable_strings(ws, weights):
     from core import cli_features
     from core.features.keywords import DEFAULT_MODEL, DEFAULT_TAG

@@ -16,6 +16,7 @@ def poster(ml1m):
     return ml1m / "posters" / "1.jpg"
 
 
+@pytest.mark.realdata
 def test_real_poster_loads_as_rgb(poster):
     im = load_image(poster)
     assert im.mode == "RGB"
@@ -28,6 +29,7 @@ def test_missing_file_is_named(tmp_path):
     assert "nope.jpg" in str(e.value)
 
 
+@pytest.mark.realdata
 def test_truncated_jpeg_fails_on_full_decode(poster, tmp_path):
     data = poster.read_bytes()
     bad = tmp_path / "cut.jpg"
@@ -37,6 +39,7 @@ def test_truncated_jpeg_fails_on_full_decode(poster, tmp_path):
     assert "cut.jpg" in str(e.value)
 
 
+@pytest.mark.realdata
 def test_garbage_after_jpeg_header(poster, tmp_path):
     data = bytearray(poster.read_bytes())
     data[600:] = os.urandom(len(data) - 600)  # keep the header, destroy the scan data
@@ -54,6 +57,7 @@ def test_text_file_named_jpg(tmp_path):
     assert "notes.jpg" in str(e.value)
 
 
+@pytest.mark.realdata
 def test_png_named_jpg_is_refused(poster, tmp_path):
     buf = io.BytesIO()
     Image.open(poster).save(buf, format="PNG")
@@ -66,6 +70,7 @@ def test_png_named_jpg_is_refused(poster, tmp_path):
     assert load_image(honest).size == Image.open(poster).size
 
 
+@pytest.mark.realdata
 def test_decompression_bomb_error_and_warning(poster, monkeypatch):
     w, h = Image.open(poster).size
     # above twice the limit: Pillow raises DecompressionBombError
@@ -78,6 +83,7 @@ def test_decompression_bomb_error_and_warning(poster, monkeypatch):
         load_image(poster)
 
 
+@pytest.mark.realdata
 def test_symlink_outside_root_is_refused(poster, tmp_path):
     root = tmp_path / "images"
     root.mkdir()
@@ -88,6 +94,7 @@ def test_symlink_outside_root_is_refused(poster, tmp_path):
     assert load_image(link).mode == "RGB"  # without a root, links are followed
 
 
+@pytest.mark.realdata
 def test_unsupported_suffix(tmp_path, poster):
     odd = tmp_path / "poster.exe"
     odd.write_bytes(poster.read_bytes())

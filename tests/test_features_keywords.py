@@ -42,6 +42,7 @@ def test_weights_file_source_names_its_hash(extractor, weights):
     assert "clip_pretrained" not in extractor.meta()
 
 
+@pytest.mark.realdata
 def test_top_keywords_on_real_posters(extractor, ml1m, tmp_path):
     extractor.set_vocabulary(WORDS, cache_dir=tmp_path)
     images = [load_image(ml1m / "posters" / f"{k}.jpg") for k in (1, 2, 3)]

@@ -19,6 +19,7 @@ def _titles(ml1m, n=50):
     return {int(x.split("::")[0]): x.split("::")[1] for x in lines}
 
 
+@pytest.mark.realdata
 def test_real_titles_similar_closer_than_unrelated(encoder, ml1m):
     titles = _titles(ml1m)
     assert titles[1] == "Toy Story (1995)" and titles[6] == "Heat (1995)"

@@ -58,6 +58,7 @@ def shortcut(qtbot, win, key, mods=Qt.ControlModifier):
     qtbot.keyClick(target, key, mods)
 
 
+@pytest.mark.realdata
 def test_main_window_docks_menus_shortcuts(qtbot, window, ml_ws):
     win = window
     open_ws(qtbot, win, ml_ws)
@@ -132,6 +133,7 @@ def test_a_key_bound_twice_is_kept_once(qapp):
     assert [k.toString() for k in keys] == ["Ctrl+Shift+Z", "Ctrl+Y"]
 
 
+@pytest.mark.realdata
 def test_layout_is_restored_and_errors_are_messages(qtbot, settings, ml_ws, tmp_path):
     win = MainWindow(Session(), settings)
     qtbot.addWidget(win)
@@ -181,6 +183,7 @@ def test_layout_is_restored_and_errors_are_messages(qtbot, settings, ml_ws, tmp_
     win2.session.ws.close()
 
 
+@pytest.mark.realdata
 def test_inspector_keywords_and_missing_clip(qtbot, window, ml_ws, tmp_path):
     win = window
     open_ws(qtbot, win, ml_ws)
@@ -265,6 +268,7 @@ def drive_wizard(qtbot, wiz, files: dict, target: Path, kcore=2, features=False)
     return done.args[0]
 
 
+@pytest.mark.realdata
 def test_import_wizard_imports_and_opens(qtbot, window, ml1m, tmp_path):
     win = window
     src = small_movielens(ml1m, tmp_path / "src")
@@ -337,6 +341,7 @@ def test_demo_workspace_in_the_window(qtbot, window):
     win.grab().save("artifacts/screenshots/main_demo.png")
 
 
+@pytest.mark.realdata
 def test_demo_sequence_choice(ml_ws, tmp_path):
     with Workspace.open(ml_ws) as ws:
         seq = demo_sequence(ws)
@@ -348,6 +353,7 @@ def test_demo_sequence_choice(ml_ws, tmp_path):
         assert demo_sequence(ws) == ["3", "2", "1"]
 
 
+@pytest.mark.realdata
 def test_launch_with_screenshot(ml_ws, tmp_path):
     out = tmp_path / "shot.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "cfg"),
@@ -361,6 +367,7 @@ def test_launch_with_screenshot(ml_ws, tmp_path):
         assert im.size[0] >= 1200 and im.size[1] >= 800
 
 
+@pytest.mark.realdata
 def test_monkey(qtbot, window, ml_ws):
     """A few hundred random user actions; any exception in a Qt callback fails the test."""
     win = window

@@ -41,6 +41,7 @@ def titles(panel):
     return [m.data(m.index(r)) for r in range(m.rowCount())]
 
 
+@pytest.mark.realdata
 def test_catalog_loads_every_item_with_thumbnails(qtbot, ml_ws):
     session, panel = open_panel(qtbot, ml_ws)
     m = panel.model
@@ -59,6 +60,7 @@ def test_catalog_loads_every_item_with_thumbnails(qtbot, ml_ws):
     session.ws.close()
 
 
+@pytest.mark.realdata
 def test_search_filter_and_sort(qtbot, ml_ws):
     session, panel = open_panel(qtbot, ml_ws)
     qtbot.keyClicks(panel.search, "toy")
@@ -93,6 +95,7 @@ def test_search_filter_and_sort(qtbot, ml_ws):
     session.ws.close()
 
 
+@pytest.mark.realdata
 def test_select_double_click_and_drag_payload(qtbot, ml_ws):
     session, panel = open_panel(qtbot, ml_ws)
     panel.set_sort("id")
@@ -121,6 +124,7 @@ def test_select_double_click_and_drag_payload(qtbot, ml_ws):
     session.ws.close()
 
 
+@pytest.mark.realdata
 def test_new_items_filter_and_reload(qtbot, ml_ws, tmp_path):
     import shutil
     ws_path = tmp_path / "ws"
@@ -165,6 +169,7 @@ def test_broken_and_missing_images_get_placeholders(qtbot, tmp_path):
     session.ws.close()
 
 
+@pytest.mark.realdata
 def test_thumbnail_cache_is_bounded_lru(qtbot, ml1m):
     cache = ThumbnailCache(QSize(40, 60), capacity=3)
     posters = sorted((ml1m / "posters").glob("*.jpg"))[:5]

@@ -15,6 +15,8 @@ from gui.state import Session
 from gui.workers import wait_all
 from gui_support import ml1m_workspace
 
+pytestmark = pytest.mark.realdata      # ../shared/datasets
+
 
 @pytest.fixture(scope="module")
 def ml_ws_template(ml1m, tmp_path_factory):

@@ -17,6 +17,8 @@ import torch
 from core.features import store
 from core.workspace import Item, Workspace
 
+pytestmark = pytest.mark.realdata      # ../shared/datasets
+
 REPO = Path(__file__).resolve().parents[1]
 
 

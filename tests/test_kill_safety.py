@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.realdata      # ../shared/datasets
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -26,6 +26,8 @@ from core.config import load_config
 from core.train import train
 from model_fixtures import TINY, make_workspace
 
+pytestmark = pytest.mark.realdata      # ../shared/datasets
+
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = dict(TINY, pretrain_epochs=4, finetune_epochs=4, patience=10)
 KILLS = 2

@@ -14,6 +14,8 @@ from core.recommend import NewItem, Recommender
 from core.workspace import Workspace
 from model_fixtures import shared_trained
 
+pytestmark = pytest.mark.realdata      # ../shared/datasets
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -11,6 +11,8 @@ import pytest
 
 from model_fixtures import TINY
 
+pytestmark = pytest.mark.realdata      # ../shared/datasets
+
 USERS = 40
 
 

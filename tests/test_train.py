@@ -32,6 +32,7 @@ def _weights(res):
     return load_file(str(res.model_dir / "weights.safetensors"))
 
 
+@pytest.mark.realdata
 def test_same_seed_same_weights_and_events(ws):
     events = []
     cfg = _cfg(model="msm4sr", pretrain_epochs=1, finetune_epochs=1)
@@ -61,6 +62,7 @@ def test_same_seed_same_weights_and_events(ws):
     assert json.loads((ws.runs_dir / "rep-a" / "config.json").read_text())["hidden"] == 32
 
 
+@pytest.mark.realdata
 def test_training_lowers_the_loss(ws):
     events = []
     train(ws, _cfg(model="sasrec", finetune_epochs=4, sasrec_lr=3e-3), "train", run="learn",
@@ -69,6 +71,7 @@ def test_training_lowers_the_loss(ws):
     assert losses[-1] < losses[0] - 0.3
 
 
+@pytest.mark.realdata
 def test_resume_after_interruption_matches_an_uninterrupted_run(ws):
     cfg = _cfg(model="sasrec", finetune_epochs=3, patience=10)
     full = train(ws, cfg, "train", run="whole")
@@ -91,6 +94,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(ws):
     assert resumed.metrics["test"]["ndcg@10"] == pytest.approx(full.metrics["test"]["ndcg@10"], abs=1e-6)
 
 
+@pytest.mark.realdata
 def test_sigterm_cancels_with_a_resumable_checkpoint(ws):
     sets = [f"--set={k}={v}" for k, v in TINY.items()]
     cmd = [sys.executable, "-m", "core.cli", "train", str(ws.path), "--model", "sasrec", "--run", "sig",
@@ -123,6 +127,7 @@ def test_sigterm_cancels_with_a_resumable_checkpoint(ws):
     assert ev[-1]["event"] == "done" and (ws.models_dir / "sig" / "manifest.json").is_file()
 
 
+@pytest.mark.realdata
 def test_ablations_and_text_only_run(ws):
     for name, over, which, stages in (
             ("noprep", {"pretrain": False}, "train", {"finetune": 1}),
@@ -136,6 +141,7 @@ def test_ablations_and_text_only_run(ws):
             assert m["modalities"] == ["text"] and not any(k.startswith("mods.image") for k in m["tensors"])
 
 
+@pytest.mark.realdata
 def test_finetune_from_a_pretrained_checkpoint(ws):
     pre = train(ws, _cfg(model="msm4sr", pretrain_epochs=1), "pretrain", run="pre-only")
     w0 = _weights(pre)
@@ -147,6 +153,7 @@ def test_finetune_from_a_pretrained_checkpoint(ws):
     assert json.loads((ft.model_dir / "manifest.json").read_text())["use_ids"] is True
 
 
+@pytest.mark.realdata
 def test_pretraining_keeps_its_best_epoch_and_stops_after_patience(ws):
     from core import checkpoint
     from core.data import load_dataset
