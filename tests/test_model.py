@@ -214,34 +214,97 @@ def _pretrain_parts(n, D, feats, inp, tgt, **flags):
     torch.manual_seed(0)  # the same weights for every variant
     model = build(_tiny(dropout=0.0, attn_dropout=0.0, adaptor_dropout=0.0, **flags), n, D, D)
     model.set_features(feats)
-    _, parts = model.loss(inp, tgt, "pretrain", torch.Generator().manual_seed(0))
-    return {k: v.item() for k, v in parts.items()}, model
+    total, parts = model.loss(inp, tgt, "pretrain", torch.Generator().manual_seed(0))
+    return {k: v.item() for k, v in parts.items()}, model, total
 
 
-def test_ablation_flags_change_what_is_computed():
+def _ablation_case():
     torch.manual_seed(0)
     n, V, D = 6, 2, 10
     feats = {"text": (torch.randn(n + 1, V, D), torch.ones(n + 1, V, dtype=torch.bool)),
              "image": (torch.randn(n + 1, V, D), torch.ones(n + 1, V, dtype=torch.bool))}
     inp = torch.tensor([[1, 2, 3, 4], [2, 3, 4, 5], [0, 0, 1, 3]])
     tgt = torch.tensor([[2, 3, 4, 5], [3, 4, 5, 6], [0, 0, 3, 6]])
+    return n, D, feats, inp, tgt
+
+
+def test_ablation_flags_change_what_is_computed():
+    n, D, feats, inp, tgt = _ablation_case()
     run = lambda **f: _pretrain_parts(n, D, feats, inp, tgt, **f)[0]  # noqa: E731
-    base, off = run(), run(mixup=False)
-    p0, p5 = run(mixup_p_fixed=0.0), run(mixup_p_fixed=0.5)
-    assert set(base) == set(off) == {"nip_text", "nip_image", "cmcl"}
-    # NIP scores every position (no random draw), so only the mixing can change it
-    assert p0["nip_text"] == off["nip_text"] and p0["nip_image"] == off["nip_image"]
-    assert base["nip_text"] != off["nip_text"] and p5["nip_text"] != off["nip_text"]
-    assert set(run(cmcl=False)) == {"nip_text", "nip_image"}
-    assert set(run(nip=False)) == {"cmcl"}
+    base = run()
+    assert set(base) == {"nip_text", "nip_image", "cmcl"}
     assert run(cmcl_negatives="cross")["cmcl"] != base["cmcl"]
     assert run(nip_positions=1)["nip_text"] != base["nip_text"]
     assert run(expert_norm=True)["nip_text"] != base["nip_text"]
-    heads, model = _pretrain_parts(n, D, feats, inp, tgt, proj_heads=True)
+    heads, model, _ = _pretrain_parts(n, D, feats, inp, tgt, proj_heads=True)
     assert heads["nip_text"] != base["nip_text"] and set(model.heads) == {"text", "image"}
     loss, _ = model.loss(inp, tgt, "pretrain", torch.Generator().manual_seed(0))
     loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.heads.parameters())
+
+
+def test_mixup_off_feeds_each_modality_its_own_sequence():
+    """mixup=False is exactly mixing with p = 0, and differs from the default random p."""
+    n, D, feats, inp, tgt = _ablation_case()
+    run = lambda **f: _pretrain_parts(n, D, feats, inp, tgt, **f)[0]  # noqa: E731
+    base, off, p0 = run(), run(mixup=False), run(mixup_p_fixed=0.0)
+    # NIP scores every position (no random draw), so only the mixing can change it
+    assert off["nip_text"] == p0["nip_text"] and off["nip_image"] == p0["nip_image"]
+    assert off["nip_text"] != base["nip_text"] and off["nip_image"] != base["nip_image"]
+    # and the sequences themselves: the encoder sees the unmixed embeddings
+    _, model, _ = _pretrain_parts(n, D, feats, inp, tgt, mixup=False)
+    seen = []
+    real = model._encode
+    model._encode = lambda emb, pad: seen.append({m: e.detach().clone() for m, e in emb.items()}) \
+        or real(emb, pad)
+    model.loss(inp, tgt, "pretrain", torch.Generator().manual_seed(0))
+    own = model._embed(inp)
+    assert all(torch.equal(seen[0][m], own[m]) for m in ("text", "image"))
+
+
+def test_a_fixed_mixup_p_replaces_the_random_draw(monkeypatch):
+    n, D, feats, inp, tgt = _ablation_case()
+    run = lambda **f: _pretrain_parts(n, D, feats, inp, tgt, **f)[0]  # noqa: E731
+    base, p3, p5 = run(), run(mixup_p_fixed=0.3), run(mixup_p_fixed=0.5)
+    assert p5 == run(mixup_p_fixed=0.5)                       # deterministic for a given p
+    assert p3["nip_text"] != p5["nip_text"]                   # the value of p is what is used
+    assert p5["nip_text"] != base["nip_text"] and p3["nip_text"] != base["nip_text"]
+    # the random p is drawn from the step's generator; a fixed p is passed to the mixing as it is
+    _, model, _ = _pretrain_parts(n, D, feats, inp, tgt, mixup_p_fixed=0.3)
+    from core.model import msm4sr as mod
+    real, p_seen = mod.complementary_mixup, []
+    monkeypatch.setattr(mod, "complementary_mixup",
+                        lambda a, b, pad, p, g, shard=None: p_seen.append(p) or real(a, b, pad, p, g, shard))
+    gen = torch.Generator().manual_seed(0)
+    model.loss(inp, tgt, "pretrain", gen)
+    model.cfg.mixup_p_fixed = None
+    model.loss(inp, tgt, "pretrain", gen)
+    assert p_seen[0] == 0.3 and p_seen[1] != 0.3 and 0 <= p_seen[1] <= model.cfg.mixup_p_max
+
+
+def test_cmcl_off_leaves_nip_alone_and_adds_no_contrastive_term():
+    n, D, feats, inp, tgt = _ablation_case()
+    base, _, base_total = _pretrain_parts(n, D, feats, inp, tgt)
+    parts, model, total = _pretrain_parts(n, D, feats, inp, tgt, cmcl=False)
+    assert set(parts) == {"nip_text", "nip_image"}
+    # NIP is computed before CMCL draws its positions: switching CMCL off changes nothing else
+    assert parts["nip_text"] == base["nip_text"] and parts["nip_image"] == base["nip_image"]
+    assert total.item() == pytest.approx(parts["nip_text"] + parts["nip_image"], rel=1e-6)
+    want = base["nip_text"] + base["nip_image"] + model.cfg.cmcl_weight * base["cmcl"]
+    assert base_total.item() == pytest.approx(want, rel=1e-6) and base_total.item() != total.item()
+
+
+def test_nip_off_trains_on_cmcl_alone():
+    n, D, feats, inp, tgt = _ablation_case()
+    base, _, _ = _pretrain_parts(n, D, feats, inp, tgt, cmcl_weight=1.0)
+    parts, model, total = _pretrain_parts(n, D, feats, inp, tgt, nip=False, cmcl_weight=1.0)
+    assert set(parts) == {"cmcl"}
+    # NIP over every position draws nothing, so CMCL sees the same positions either way
+    assert parts["cmcl"] == pytest.approx(base["cmcl"], rel=1e-6)
+    assert total.item() == pytest.approx(parts["cmcl"], rel=1e-6)
+    with pytest.raises(ValueError, match="needs NIP or CMCL"):
+        _pretrain_parts(n, D, feats, inp, tgt, nip=False, cmcl=False)
+
 
 def test_finetuning_uses_id_embeddings_of_seen_items_only():
     torch.manual_seed(0)
