@@ -95,19 +95,23 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(ws):
 
 
 @pytest.mark.realdata
-def test_sigterm_cancels_with_a_resumable_checkpoint(ws):
+def test_sigterm_cancels_with_a_resumable_checkpoint(ws, tmp_path):
     sets = [f"--set={k}={v}" for k, v in TINY.items()]
     cmd = [sys.executable, "-m", "core.cli", "train", str(ws.path), "--model", "sasrec", "--run", "sig",
            "--epochs", "50", "--progress-json", *sets]
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    p = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    events = []
-    for line in p.stdout:
-        events.append(json.loads(line))
-        if events[-1]["event"] == "epoch":
-            p.send_signal(signal.SIGTERM)
-            break
-    rest, err = p.communicate(timeout=120)
+    # stderr goes to a file: a pipe that nobody reads while stdout is read can fill and block
+    with open(tmp_path / "stderr.txt", "w+") as errf:
+        p = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=errf, text=True, env=env)
+        events = []
+        for line in p.stdout:
+            events.append(json.loads(line))
+            if events[-1]["event"] == "epoch":
+                p.send_signal(signal.SIGTERM)
+                break
+        rest, _ = p.communicate(timeout=120)
+        errf.seek(0)
+        err = errf.read()
     events += [json.loads(x) for x in rest.splitlines()]
     assert p.returncode == 0, err
     assert events[-1]["event"] == "cancelled"
@@ -131,14 +135,34 @@ def test_sigterm_cancels_with_a_resumable_checkpoint(ws):
 def test_ablations_and_text_only_run(ws):
     for name, over, which, stages in (
             ("noprep", {"pretrain": False}, "train", {"finetune": 1}),
-            ("textonly", {"modalities": "text"}, "pretrain", {"pretrain": 1}),
-            ("fixedp", {"mixup_p_fixed": 0.3, "cmcl": False}, "pretrain", {"pretrain": 1})):
+            ("textonly", {"modalities": "text"}, "pretrain", {"pretrain": 1})):
         res = train(ws, _cfg(model="msm4sr", pretrain_epochs=1, finetune_epochs=1, **over), which, run=name)
         assert res.epochs == stages
         m = json.loads((res.model_dir / "manifest.json").read_text())
         assert m["stage"] == list(stages)[0]
         if name == "textonly":
             assert m["modalities"] == ["text"] and not any(k.startswith("mods.image") for k in m["tensors"])
+
+
+@pytest.mark.realdata
+def test_a_fixed_mixup_p_without_cmcl_trains_differently_from_a_drawn_p(ws):
+    """The same seed with p drawn per batch and with p fixed at 0.3 (CMCL off in both):
+    the config reaches the trainer, no CMCL term is computed, and the runs differ."""
+    runs = {}
+    for name, over in (("drawnp", {}), ("fixedp", {"mixup_p_fixed": 0.3})):
+        events = []
+        res = train(ws, _cfg(model="msm4sr", pretrain_epochs=1, cmcl=False, **over), "pretrain", run=name,
+                    on_event=events.append)
+        assert res.epochs == {"pretrain": 1}
+        steps = [e for e in events if e["event"] == "step"]
+        assert steps and all(set(e["losses"]) == {"nip_text", "nip_image"} for e in steps)
+        m = json.loads((res.model_dir / "manifest.json").read_text())
+        assert m["stage"] == "pretrain" and m["config"]["cmcl"] is False
+        assert m["config"]["mixup_p_fixed"] == over.get("mixup_p_fixed")
+        runs[name] = ([e["loss"] for e in steps], _weights(res))
+    (drawn_losses, drawn), (fixed_losses, fixed) = runs["drawnp"], runs["fixedp"]
+    assert drawn_losses != fixed_losses
+    assert not torch.equal(drawn["encoder.blocks.0.qkv.weight"], fixed["encoder.blocks.0.qkv.weight"])
 
 
 @pytest.mark.realdata
