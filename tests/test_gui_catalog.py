@@ -1,8 +1,6 @@
 """Catalog browser, thumbnails and settings on real widgets and a real SQLite workspace."""
 from __future__ import annotations
 
-import time
-
 import pytest
 from PySide6.QtCore import QSettings, QSize, Qt
 from PySide6.QtWidgets import QMainWindow
@@ -46,9 +44,11 @@ def test_catalog_loads_every_item_with_thumbnails(qtbot, ml_ws):
     session, panel = open_panel(qtbot, ml_ws)
     m = panel.model
     assert m.rowCount() == 300 and panel.count.text() == "300 items"
-    # sorted by title by default
-    shown = titles(panel)
-    assert shown == sorted(shown, key=str.lower) or shown[0] <= shown[-1]
+    # sorted by title by default (case-insensitive, ties by id), which is not the id order
+    d = m.data_
+    keys = [(d.titles[k].lower(), d.ids[k]) for k in m.rows]
+    assert keys == sorted(keys) and m.rows != sorted(m.rows)
+    assert titles(panel) == [d.titles[k] for k in m.rows]
     # visible thumbnails get decoded on workers and replace the placeholder
     first = m.index(0)
     assert m.data(first, Qt.DecorationRole) is not None
@@ -181,43 +181,68 @@ def test_thumbnail_cache_is_bounded_lru(qtbot, ml1m):
     qtbot.waitUntil(cache.idle, timeout=10000)
 
 
-def test_100k_items_filter_and_scroll_stay_responsive(qtbot, big_ws):
-    t0 = time.perf_counter()
+def test_100k_items_load_on_a_worker_and_paint_only_what_is_visible(qtbot, big_ws, monkeypatch):
+    """What keeps 100k items smooth, counted rather than timed (bench/bench_gui.py times it):
+    SQLite is read on a worker, filtering never asks the model for every row, and a scroll
+    step asks data() only for the cells on screen."""
+    import math
+    import threading
+    from collections import Counter
+    from PySide6.QtWidgets import QApplication
+    import gui.catalog as catalog
+    calls = Counter()
+    real_data, real_load = catalog.CatalogModel.data, catalog.load_catalog
+
+    def counting_data(self, index, role=Qt.DisplayRole):
+        calls[int(role)] += 1
+        return real_data(self, index, role)
+    loads = []
+    monkeypatch.setattr(catalog.CatalogModel, "data", counting_data)
+    monkeypatch.setattr(catalog, "load_catalog",
+                        lambda path: loads.append(threading.get_ident()) or real_load(path))
     session, panel = open_panel(qtbot, big_ws)
-    load_s = time.perf_counter() - t0
     m = panel.model
-    assert m.rowCount() == 100_000 and load_s < 20
-    t0 = time.perf_counter()
+    assert m.rowCount() == 100_000
+    assert len(loads) == 1 and loads[0] != threading.get_ident()      # read on a worker thread
+    view = panel.view
+    vp, grid = view.viewport(), view.gridSize()
+    cells = math.ceil(vp.width() / grid.width()) * (math.ceil(vp.height() / grid.height()) + 1)
+    per_paint = 20 * cells              # every role the delegate asks for, twice, of each cell shown
+
+    calls.clear()
     panel.search.setText("product 4242 ")
     panel.apply_search()
-    filter_s = time.perf_counter() - t0
-    assert "i004242" in panel.visible_ids() and filter_s < 0.5
+    QApplication.processEvents()
+    assert "i004242" in panel.visible_ids() and sum(calls.values()) <= per_paint
     assert all("product" in m.data_.hay[k] and "4242" in m.data_.hay[k] for k in m.rows)
     panel.set_category("Garden")
     assert all(m.data_.categories[k].startswith("Garden") for k in m.rows)
     panel.search.clear()
     panel.apply_search()
     assert m.rowCount() == 12_500
-    panel.set_category("")
-    assert m.rowCount() == 100_000
+    calls.clear()
+    panel.set_category("")                  # back to 100k rows: laid out without asking each one
+    QApplication.processEvents()
+    assert m.rowCount() == 100_000 and sum(calls.values()) <= per_paint
 
-    # scroll through the whole list: the event loop never stalls for long
-    bar = panel.view.verticalScrollBar()
+    # scroll through the whole list: each step paints the cells on screen, never the catalog
+    bar = view.verticalScrollBar()
     qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=10000)
-    from PySide6.QtWidgets import QApplication
-    worst = 0.0
+    worst, thumbs = 0, 0
     for k in range(41):
-        t = time.perf_counter()
+        calls.clear()
         bar.setValue(bar.maximum() * k // 40)
         QApplication.processEvents()
-        panel.view.viewport().repaint()
-        worst = max(worst, time.perf_counter() - t)
-    assert worst < 0.25, f"a scroll step took {worst * 1000:.0f} ms"
+        vp.repaint()
+        worst = max(worst, sum(calls.values()))
+        thumbs = max(thumbs, calls[int(Qt.DecorationRole)])
+    print(f"{cells} cells on screen; at most {worst} data() calls and {thumbs} thumbnails per scroll step")
+    assert 0 < worst <= per_paint and 0 < thumbs <= 2 * cells
     # keyboard End jumps to the last item and selects it (once the batched layout is complete)
     last = m.index(m.rowCount() - 1)
-    qtbot.waitUntil(lambda: not panel.view.visualRect(last).isEmpty(), timeout=10000)
-    panel.view.setFocus()
-    qtbot.keyClick(panel.view, Qt.Key_End)
+    qtbot.waitUntil(lambda: not view.visualRect(last).isEmpty(), timeout=10000)
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key_End)
     assert session.selected == m.item_id(m.rowCount() - 1)
     session.ws.close()
 
