@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 
 from core.errors import StudioError
 
-SECTIONS = ("core.cli_import", "core.cli_features", "core.cli_model")
+SECTIONS = ("core.cli_import", "core.cli_catalog", "core.cli_features", "core.cli_model",
+            "core.cli_recommend")
 
 
 def cmd_info(args) -> int:
@@ -46,6 +48,9 @@ def main(argv=None) -> int:
     except StudioError as e:
         print(f"msm4sr: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `msm4sr ... | head`: the reader has gone, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("msm4sr: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

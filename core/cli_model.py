@@ -1,8 +1,9 @@
-"""`msm4sr pretrain | finetune | train | evaluate | recommend`.
+"""`msm4sr pretrain | finetune | train | evaluate | config`.
 
 Training flags: --model msm4sr|sasrec, --config FILE (TOML), --set key=value (repeatable),
 and shortcuts --epochs/--lr/--batch-size that apply to every stage the command runs
-(use --set pretrain_lr=... to touch one stage). --progress-json prints one JSON event per
+(use --set pretrain_lr=... to touch one stage). --minutes M is the wall-clock budget of the
+command, split by `split_minutes`. --progress-json prints one JSON event per
 line on stdout (the app reads them); otherwise a tqdm bar goes to stderr.
 SIGTERM or Ctrl-C: the current step finishes, the last completed epoch stays resumable
 (`--resume --run NAME`), a "cancelled" event is printed, and the exit code is 0.
@@ -10,13 +11,44 @@ torch is imported inside the commands only, so `msm4sr info` stays fast.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import sys
 import time
 
-from core.config import PRESETS
-from core.errors import InputError
+from core.config import COMMON, DESCRIPTIONS, PRESETS, Config
+
+# MSM4SR's `train` gives pre-training this share of --minutes and fine-tuning the rest:
+# bench_model.py measured that split on both data sets (docs/benchmarks.md)
+PRETRAIN_SHARE = 1 / 6
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return v
+
+
+def _epilog() -> str:
+    import textwrap
+    base = Config()
+    lines = ["most used settings (--set KEY=VALUE; `msm4sr config --list` prints them all):"]
+    for k in COMMON:
+        lines += textwrap.wrap(f"{k:<18} {str(getattr(base, k)):<6} {DESCRIPTIONS[k]}", 94,
+                               initial_indent="  ", subsequent_indent=" " * 28)
+    lines.append("")
+    lines += textwrap.wrap(
+        "--minutes M is the whole command's budget, checked after each epoch: `train` gives "
+        "MSM4SR pre-training a sixth of M and fine-tuning the rest; SASRec, --set pretrain=false, "
+        "`pretrain` and `finetune` give their one stage all of M. --set pretrain_minutes=... or "
+        "finetune_minutes=... still wins for its stage. The final test evaluation comes on top.", 96,
+        break_on_hyphens=False)
+    return "\n".join(lines)
 
 
 def _training_args(p, stage: str) -> None:
@@ -28,6 +60,8 @@ def _training_args(p, stage: str) -> None:
     p.add_argument("--config", default=None, help="TOML file of settings")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting (repeatable), e.g. --set mixup_p_fixed=0.3")
+    p.add_argument("--minutes", type=positive_float, default=None, metavar="M",
+                   help="wall-clock budget of this command in minutes (split: see below)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None)
@@ -43,9 +77,16 @@ def _training_args(p, stage: str) -> None:
 
 
 def add_commands(sub) -> None:
-    _training_args(sub.add_parser("pretrain", help="pre-train MSM4SR (NIP + CMCL)"), "pretrain")
-    _training_args(sub.add_parser("finetune", help="fine-tune (or train SASRec)"), "finetune")
-    _training_args(sub.add_parser("train", help="pre-train then fine-tune (SASRec: train)"), "train")
+    for stage, text in (("pretrain", "pre-train MSM4SR (NIP + CMCL)"),
+                        ("finetune", "fine-tune (or train SASRec)"),
+                        ("train", "pre-train then fine-tune (SASRec: train)")):
+        _training_args(sub.add_parser(stage, help=text, description=text, epilog=_epilog(),
+                                      formatter_class=argparse.RawDescriptionHelpFormatter), stage)
+
+    p = sub.add_parser("config", help="every training setting with its default and meaning")
+    p.add_argument("--list", action="store_true", help="list every setting (the default action)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("evaluate", help="full-ranking metrics of a trained model")
     p.add_argument("workspace")
@@ -54,14 +95,6 @@ def add_commands(sub) -> None:
     p.add_argument("--mask-history", action="store_true", help="never rank a user's history items")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser("recommend", help="top-k items after a sequence")
-    p.add_argument("workspace")
-    p.add_argument("--model", required=True, help="model folder (WS/models/RUN) or its manifest.json")
-    p.add_argument("--items", required=True, help="comma-separated item ids, oldest first")
-    p.add_argument("-k", type=int, default=10)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_recommend)
 
 
 def resolve_config(args, stage: str):
@@ -81,8 +114,35 @@ def resolve_config(args, stage: str):
         over["device"] = args.device
     if args.seed is not None:
         over["seed"] = args.seed
-    over.update(parse_sets(args.set))
-    return load_config(args.config, over, preset=args.preset)
+    sets = parse_sets(args.set)
+    over.update(sets)
+    cfg = load_config(args.config, over, preset=args.preset)
+    if getattr(args, "minutes", None):
+        budget = {k: v for k, v in split_minutes(cfg, stage, args.minutes).items() if k not in sets}
+        cfg = load_config(base=cfg, overrides=budget)
+    return cfg
+
+
+def split_minutes(cfg, stage: str, minutes: float) -> dict:
+    """The stage budgets of `minutes` for a command (see _epilog for the rule)."""
+    if stage == "pretrain":
+        return {"pretrain_minutes": minutes}
+    if stage == "finetune" or cfg.model == "sasrec" or not cfg.pretrain:
+        return {"finetune_minutes": minutes}
+    pre = minutes * PRETRAIN_SHARE
+    return {"pretrain_minutes": pre, "finetune_minutes": minutes - pre}
+
+
+def cmd_config(args) -> int:
+    from core.config import settings
+    rows = settings()
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        print(f"{r['name']:<{width}}  {str(r['default']):<8}  {r['meaning']}")
+    return 0
 
 
 class _Bar:
@@ -109,6 +169,10 @@ class _Bar:
                   + "".join(f"  valid {k} {x:.4f}" for k, x in v.items()), file=sys.stderr)
         elif kind == "start":
             print(f"run {e['run']} on {e['device']}", file=sys.stderr)
+        elif kind == "setup":
+            from core.train_plan import lines
+            for line in lines(e):
+                print(line, file=sys.stderr)
         elif kind == "cancelled":
             self.close()
             print(f"cancelled; resume with --resume (state: {e['checkpoint']})", file=sys.stderr)
@@ -212,23 +276,4 @@ def cmd_evaluate(args) -> int:
     else:
         print(_format_metrics(out))
         print(f"({out['seconds']:.1f}s; history {'masked' if args.mask_history else 'not masked'})")
-    return 0
-
-
-def cmd_recommend(args) -> int:
-    from core.recommend import Recommender
-    from core.workspace import Workspace
-    items = [i.strip() for i in args.items.split(",") if i.strip()]
-    if not items:
-        raise InputError("--items: give at least one item id")
-    with Workspace.open(args.workspace) as ws:
-        rec = Recommender.load(args.model, ws)
-        top = rec.recommend(items, k=args.k)
-        rows = [{"item": i, "score": round(s, 5), "title": (ws.item(i).title if ws.item(i) else "")}
-                for i, s in top]
-    if args.json:
-        print(json.dumps({"sequence": items, "recommendations": rows}, indent=1))
-    else:
-        for r, row in enumerate(rows, 1):
-            print(f"{r:>3}. {row['item']:<12} {row['score']:9.4f}  {row['title']}")
     return 0

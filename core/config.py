@@ -116,6 +116,79 @@ PRESETS = {
 _BEFORE = {"expert_norm": False, "cmcl_negatives": "cross", "proj_heads": False,
            "pretrain_patience": 0, "optimizer": "adam", "nip_positions": 4, "cmcl_positions": 4}
 
+# One line per setting: what `msm4sr config --list` and `train --help` print.
+DESCRIPTIONS = {
+    "model": "msm4sr (content + IDs, pre-trained) or sasrec (the ID-only baseline)",
+    "hidden": "model width of item and sequence vectors",
+    "layers": "transformer layers",
+    "heads": "attention heads per layer (hidden must be a multiple)",
+    "inner": "width of the transformer's feed-forward layer",
+    "dropout": "hidden dropout in the transformer",
+    "attn_dropout": "dropout on the attention weights",
+    "max_len": "items of history the model sees (older ones are cut)",
+    "modalities": "auto (whatever features the workspace has) | both | text | image",
+    "pool_dim": "hidden size of the attention pooling over an item's feature vectors",
+    "experts": "MoE adaptor experts per modality",
+    "adaptor_dropout": "dropout inside the MoE adaptors",
+    "expert_norm": "each MoE expert ends in a LayerNorm (the authors' code; measured no gain)",
+    "pretrain": "pre-train before fine-tuning (false: fine-tune from scratch, an ablation)",
+    "item_drop_max": "pre-training drops a share p ~ U(0, this) of each window's items",
+    "mixup": "complementary sequence mixup of the text and image sequences (needs both)",
+    "mixup_p_max": "mixup swaps each position with p ~ U(0, this)",
+    "mixup_p_fixed": "a fixed mixup p instead of U(0, mixup_p_max); none = drawn",
+    "nip": "next-item prediction loss per modality in pre-training",
+    "cmcl": "cross-modality contrastive loss in pre-training (needs text and image)",
+    "cmcl_weight": "weight of CMCL next to NIP",
+    "cmcl_negatives": "all: cross- and intra-modal negatives (the authors') | cross: cross only",
+    "proj_heads": "pre-training heads that map each sequence into both item spaces",
+    "temperature": "softmax temperature of every loss and of scoring",
+    "nip_positions": "NIP queries per window: 0 = every target position, k = k random ones",
+    "cmcl_positions": "CMCL queries per window (random positions)",
+    "pretrain_epochs": "most pre-training epochs (patience usually stops it first)",
+    "pretrain_patience": "pre-training stops after this many validations without gain and keeps "
+                         "its best epoch (content-only valid NDCG@10); 0 = keep the last",
+    "pretrain_lr": "pre-training learning rate",
+    "pretrain_batch": "pre-training windows per step",
+    "pretrain_weight_decay": "pre-training weight decay",
+    "optimizer": "adamw: decoupled decay, none on biases, norms, embeddings | adam: L2 (paper)",
+    "finetune_epochs": "most fine-tuning epochs (patience usually stops it first)",
+    "finetune_lr": "fine-tuning learning rate (MSM4SR)",
+    "finetune_batch": "fine-tuning windows per step (each holds up to max_len targets)",
+    "finetune_weight_decay": "fine-tuning weight decay (MSM4SR)",
+    "id_dropout": "MSM4SR fine-tuning: share of items whose ID embedding a step leaves out",
+    "softmax": "fine-tuning loss: full softmax | sampled (in-batch + drawn negatives) | auto: by "
+               "catalog size",
+    "full_softmax_max_items": "softmax=auto uses the full softmax up to this many items",
+    "sampled_negatives": "negatives drawn per step by the sampled softmax",
+    "negative_sampler": "how the sampled softmax draws negatives: uniform | popularity",
+    "sasrec_lr": "SASRec learning rate",
+    "sasrec_weight_decay": "SASRec weight decay",
+    "patience": "fine-tuning stops after this many validations without valid NDCG@10 gain",
+    "pretrain_minutes": "wall-clock budget of pre-training, checked after each epoch; 0 = none "
+                        "(--minutes sets it)",
+    "finetune_minutes": "wall-clock budget of fine-tuning (and SASRec), checked after each epoch; "
+                        "0 = none (--minutes sets it)",
+    "grad_clip": "gradient norm clip; 0 = off",
+    "seed": "random seed of the run (same seed, same run)",
+    "device": "auto (CUDA, then MPS, then CPU) | cpu | cuda | mps",
+    "eval_batch": "users scored at once in evaluation",
+    "eval_every": "validate every this many epochs (pre-training also caps validation's share "
+                  "of the stage time)",
+    "threads": "torch CPU threads; 0 = torch's default",
+}
+
+# The settings `train --help` lists first: what people change most.
+COMMON = ("pretrain_minutes", "finetune_minutes", "pretrain_epochs", "finetune_epochs",
+          "patience", "pretrain_patience", "modalities", "hidden", "max_len", "finetune_lr",
+          "pretrain_batch", "finetune_batch", "device", "seed")
+
+
+def settings() -> list[dict]:
+    """Every setting: name, type, default and its one-line meaning, in Config's order."""
+    base = Config()
+    return [{"name": f.name, "type": str(f.type), "default": getattr(base, f.name),
+             "meaning": DESCRIPTIONS.get(f.name, "")} for f in fields(Config)]
+
 
 def _convert(key: str, value):
     """A value from TOML or a `--set` string, converted to the field's type."""

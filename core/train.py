@@ -41,7 +41,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from core import checkpoint, config as config_mod, distributed as dd
+from core import checkpoint, config as config_mod, distributed as dd, train_plan
 from core.config import Config
 from core.data import Dataset, batches, load_dataset, n_batches, windows
 from core.errors import CheckpointError, InputError
@@ -186,10 +186,11 @@ class Trainer:
             self.ds = ds
             self.emit({"event": "start", "stage": which, "run": self.run, "device": str(self.device),
                        "config": cfg.to_dict()})
+            stages = stages_for(cfg, which)
+            self.emit(train_plan.describe(cfg, ds, stages, self.ws.counts()))
             model = None
             if init_from is not None:
                 model = self._from_pretrained(init_from, ds)
-            stages = stages_for(cfg, which)
             for stage in stages:
                 model = self._stage(stage, ds, model)
                 if self.result.cancelled:
