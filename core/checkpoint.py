@@ -4,20 +4,30 @@ A model folder holds `weights.safetensors` and `manifest.json`. A resumable
 training state (runs/<run>/<stage>/last/) adds `optimizer.safetensors` (Adam's
 tensors, flattened) and `state.json` (epoch, step counts, early-stopping state).
 Every file is written to a temporary name and renamed, weights before the
-manifest, and the manifest records the weights' SHA-256: a torn or edited pair
-is refused on load.
+manifest, and the manifest records the weights' SHA-256, size, and every
+tensor's shape and dtype: a torn, edited or crafted pair is refused on load,
+and before any model is allocated (`load_model`).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import stat
 from pathlib import Path
 
 from core.errors import CheckpointError
+from core.manifest import DTYPE_BYTES, FORMAT, MANIFEST, check_features, read_manifest  # noqa: F401
 
-FORMAT = "msm4sr-studio/1"
-WEIGHTS, MANIFEST, OPTIMIZER, STATE = "weights.safetensors", "manifest.json", "optimizer.safetensors", "state.json"
+WEIGHTS, OPTIMIZER, STATE = "weights.safetensors", "optimizer.safetensors", "state.json"
+# The most parameter bytes a manifest may describe: a million items at width 512 is 2 GB.
+MAX_MODEL_BYTES = 4 << 30
+MAX_HEADER_BYTES = 8 << 20      # a safetensors header: about 150 bytes a tensor
+# safetensors' dtype names -> torch's (as the manifest records them)
+_ST_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64",
+              "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
+              "BOOL": "bool"}
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:
@@ -29,11 +39,15 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def save_tensors(path: Path, tensors: dict) -> str:
+def _save_bytes(path: Path, tensors: dict) -> bytes:
     from safetensors.torch import save
     data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
     _atomic_bytes(path, data)
-    return hashlib.sha256(data).hexdigest()
+    return data
+
+
+def save_tensors(path: Path, tensors: dict) -> str:
+    return hashlib.sha256(_save_bytes(path, tensors)).hexdigest()
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -48,54 +62,41 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def dtype_name(t) -> str:
+    return str(t.dtype).removeprefix("torch.")
+
+
 # ---- model folders ----------------------------------------------------------
 def save_model(folder, model, manifest: dict) -> Path:
-    """Write weights then manifest (with tensor names/shapes and the weights hash)."""
+    """Write weights then manifest (with tensor names, shapes, dtypes, the weights' hash and size)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = model.state_dict()
-    digest = save_tensors(folder / WEIGHTS, state)
-    manifest = dict(manifest, format=FORMAT, weights_sha256=digest,
-                    tensors={k: list(v.shape) for k, v in state.items()})
+    data = _save_bytes(folder / WEIGHTS, state)
+    manifest = dict(manifest, format=FORMAT, weights_sha256=hashlib.sha256(data).hexdigest(),
+                    weights_bytes=len(data),
+                    tensors={k: list(v.shape) for k, v in state.items()},
+                    dtypes={k: dtype_name(v) for k, v in state.items()})
     _write_json(folder / MANIFEST, manifest)
     return folder
 
 
-def read_manifest(path) -> tuple[Path, dict]:
-    """A model folder or its manifest.json -> (folder, manifest)."""
-    path = Path(path)
-    folder = path.parent if path.name == MANIFEST else path
-    mpath = folder / MANIFEST
-    if not mpath.is_file():
-        raise CheckpointError(f"{folder}: not a model folder (no {MANIFEST})")
+def _regular_file(path: Path) -> os.stat_result:
     try:
-        manifest = json.loads(mpath.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise CheckpointError(f"{mpath}: unreadable manifest ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise CheckpointError(f"{mpath}: not an MSM4SR Studio manifest (format "
-                              f"{manifest.get('format') if isinstance(manifest, dict) else '?'!r}, "
-                              f"expected {FORMAT!r})")
-    for key, kind in (("model", str), ("stage", str), ("config", dict), ("item_ids", list),
-                      ("tensors", dict), ("dims", dict), ("weights_sha256", str)):
-        if not isinstance(manifest.get(key), kind):
-            raise CheckpointError(f"{mpath}: manifest field {key!r} missing or not a {kind.__name__}")
-    if not all(isinstance(i, str) for i in manifest["item_ids"]):
-        raise CheckpointError(f"{mpath}: item_ids must be strings")
-    _int = lambda x: isinstance(x, int) and not isinstance(x, bool)  # noqa: E731
-    shapes = manifest["tensors"].values()
-    if not all(isinstance(v, list) and all(_int(n) and n >= 0 for n in v) for v in shapes):
-        raise CheckpointError(f"{mpath}: tensors must map names to shapes (lists of sizes)")
-    if not all(_int(v) and 0 < v <= 1 << 20 for v in manifest["dims"].values()):
-        raise CheckpointError(f"{mpath}: dims must be feature widths (positive integers)")
-    return folder, manifest
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not stat.S_ISREG(st.st_mode):   # a link to /dev/zero or a FIFO: never read it
+        raise CheckpointError(f"{path}: not a regular file")
+    return st
 
 
 def load_tensors(path: Path, expect: dict | None = None, sha256: str | None = None) -> dict:
     """Read a safetensors file; a truncated/crafted file or unexpected tensors -> CheckpointError."""
     from safetensors.torch import load_file
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing")
+    _regular_file(path)
     if sha256 is not None and _sha256(path) != sha256:
         raise CheckpointError(f"{path}: contents do not match the manifest (truncated or modified)")
     try:
@@ -114,55 +115,123 @@ def load_tensors(path: Path, expect: dict | None = None, sha256: str | None = No
     return tensors
 
 
-def build_model(manifest: dict):
-    """A fresh model with the manifest's configuration and sizes."""
+def _check_weights_file(path: Path, manifest: dict, dtypes: dict) -> None:
+    """Before anything is allocated: the file's size is what the manifest's tensors need,
+    its header names the manifest's tensors, shapes and dtypes, and its hash matches."""
+    size = _regular_file(path).st_size
+    data = sum(math.prod(shape) * DTYPE_BYTES[dtypes[k]] for k, shape in manifest["tensors"].items())
+    recorded = manifest.get("weights_bytes")
+    if recorded is not None and size != recorded:
+        raise CheckpointError(f"{path}: {size:,} bytes, the manifest says {recorded:,} "
+                              f"(truncated or modified)")
+    if size < 8 + 2 + data:
+        raise CheckpointError(f"{path}: {size:,} bytes, but the manifest's tensors need "
+                              f"{data:,} bytes of data plus a header (truncated or modified)")
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        if not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
+            raise CheckpointError(f"{path}: not a valid safetensors file (header of {n:,} bytes)")
+        try:
+            header = json.loads(f.read(n))
+        except (ValueError, RecursionError):
+            header = None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: not a valid safetensors file (unreadable header)")
+    header.pop("__metadata__", None)
+    got = {k: (v.get("shape"), _ST_DTYPES.get(v.get("dtype"))) if isinstance(v, dict) else None
+           for k, v in header.items()}
+    want = {k: (list(shape), dtypes[k]) for k, shape in manifest["tensors"].items()}
+    if got != want:
+        k = next((k for k in sorted(set(got) | set(want)) if got.get(k) != want.get(k)), "?")
+        raise CheckpointError(f"{path}: tensor {k} in the file is {got.get(k)}, the manifest "
+                              f"says {want.get(k)} (shape, dtype)")
+    if size != 8 + n + data:
+        raise CheckpointError(f"{path}: {size:,} bytes, but its header and tensors make "
+                              f"{8 + n + data:,} (truncated or modified)")
+    if _sha256(path) != manifest["weights_sha256"]:
+        raise CheckpointError(f"{path}: contents do not match the manifest (truncated or modified)")
+
+
+def plan_model(manifest: dict):
+    """The manifest's model, built on the meta device (no memory): its tensors must be the
+    manifest's, in shape and dtype, and their bytes within MAX_MODEL_BYTES.
+
+    -> (cfg, build arguments, the model's dtypes: tensor name -> dtype name)."""
     from core import config as config_mod
     from core.model import build
     try:
         cfg = config_mod.from_dict(manifest["config"])
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - validation names the setting
         raise CheckpointError(f"manifest config is invalid: {e}") from None
     if cfg.model != manifest["model"]:
         raise CheckpointError(f"manifest says model {manifest['model']!r} but its config says {cfg.model!r}")
     dims = manifest["dims"]
-    # sizes a crafted config could use to exhaust memory or time (even building 2**31 layers
-    # on the meta device never ends): far above any model this program trains
-    for name, cap in (("layers", 64), ("experts", 1024), ("heads", 1024), ("hidden", 1 << 16),
-                      ("inner", 1 << 18), ("max_len", 1 << 16), ("pool_dim", 1 << 16)):
-        if not 0 < getattr(cfg, name) <= cap:
-            raise CheckpointError(f"manifest config: {name} = {getattr(cfg, name)} is out of range "
-                                  f"(1..{cap})")
+    args = (cfg, len(manifest["item_ids"]), dims.get("text"), dims.get("image"))
     import torch
     try:
-        # first on the meta device (no memory): a crafted config (sizes of 2**40) must not
-        # allocate; the sizes must be the manifest's tensors before a real model is built
-        with torch.device("meta"):
-            shapes = {k: list(v.shape) for k, v in
-                      build(cfg, len(manifest["item_ids"]), dims.get("text"), dims.get("image"))
-                      .state_dict().items()}
-        _check_shapes(shapes, manifest["tensors"], "the manifest")
-        model = build(cfg, len(manifest["item_ids"]), dims.get("text"), dims.get("image"))
+        with torch.device("meta"):   # the config's sizes are capped by validation: this ends quickly
+            state = build(*args).state_dict()
+    except (ValueError, TypeError, RuntimeError, OverflowError, MemoryError) as e:
+        raise CheckpointError(f"cannot build the model the manifest describes: {e}") from None
+    _check_shapes({k: list(v.shape) for k, v in state.items()}, manifest["tensors"], "the manifest")
+    dtypes = {k: dtype_name(v) for k, v in state.items()}
+    want = manifest.get("dtypes") or dtypes   # older manifests: the model's own dtypes
+    wrong = sorted(k for k in dtypes if want[k] != dtypes[k])
+    if wrong:
+        raise CheckpointError(f"the manifest: tensor {wrong[0]} is {want[wrong[0]]}, the model "
+                              f"needs {dtypes[wrong[0]]}")
+    nbytes = sum(v.numel() * v.element_size() for v in state.values())
+    if nbytes > MAX_MODEL_BYTES:
+        raise CheckpointError(f"the manifest describes a model of {nbytes / 2**30:,.1f} GiB, more "
+                              f"than the {MAX_MODEL_BYTES / 2**30:.0f} GiB allowed")
+    return cfg, args, dtypes
+
+
+def _build(manifest: dict, cfg, args):
+    from core.model import build
+    try:
+        model = build(*args)
     except (ValueError, TypeError, RuntimeError, OverflowError, MemoryError) as e:
         raise CheckpointError(f"cannot build the model the manifest describes: {e}") from None
     if cfg.model == "msm4sr":
         model.use_ids = bool(manifest.get("use_ids", manifest["stage"] == "finetune"))
-    return cfg, model
+    return model
+
+
+def build_model(manifest: dict):
+    """A fresh model with the manifest's configuration and sizes (checked by plan_model first)."""
+    cfg, args, _ = plan_model(manifest)
+    return cfg, _build(manifest, cfg, args)
 
 
 def load_model(path, device="cpu"):
-    """(model in eval mode on `device`, config, manifest, folder) from a model folder."""
+    """(model in eval mode on `device`, config, manifest, folder) from a model folder.
+
+    Order matters: the manifest, then its model on the meta device, then the weights
+    file's size, header and hash; only then is memory allocated. Non-finite weights
+    are refused."""
     folder, manifest = read_manifest(path)
-    cfg, model = build_model(manifest)
-    tensors = load_tensors(folder / WEIGHTS, manifest["tensors"], manifest["weights_sha256"])
+    cfg, args, dtypes = plan_model(manifest)
+    _check_weights_file(folder / WEIGHTS, manifest, dtypes)
+    model = _build(manifest, cfg, args)
+    tensors = load_tensors(folder / WEIGHTS, manifest["tensors"])
     check_state(model, tensors, folder / WEIGHTS)
+    for k, t in tensors.items():
+        if t.is_floating_point() and not bool(t.isfinite().all()):
+            raise CheckpointError(f"{folder / WEIGHTS}: tensor {k} holds NaN or infinite values")
     model.load_state_dict(tensors)
     return model.to(device).eval(), cfg, manifest, folder
 
 
 def check_state(model, tensors: dict, where) -> None:
-    """The tensors must be exactly the model's, with the model's shapes."""
-    _check_shapes({k: list(v.shape) for k, v in model.state_dict().items()},
+    """The tensors must be exactly the model's, with the model's shapes and dtypes."""
+    own = model.state_dict()
+    _check_shapes({k: list(v.shape) for k, v in own.items()},
                   {k: list(v.shape) for k, v in tensors.items()}, where)
+    for k, v in own.items():
+        if tensors[k].dtype != v.dtype:   # load_state_dict would cast quietly
+            raise CheckpointError(f"{where}: tensor {k} is {dtype_name(tensors[k])}, the model "
+                                  f"needs {dtype_name(v)}")
 
 
 def _check_shapes(own: dict, got: dict, where) -> None:
@@ -186,9 +255,14 @@ def _describe(ident: dict | None) -> str:
 
 def feature_differences(manifest: dict, workspace_ids: dict) -> list[str]:
     """What differs between the checkpoint's feature extractors and the workspace's."""
+    feats = check_features(manifest, "checkpoint")
+    mods = manifest.get("modalities", [])
+    if not isinstance(mods, list) or not all(isinstance(m, str) for m in mods):
+        raise CheckpointError(f"checkpoint: manifest field 'modalities' must be a list of names, "
+                              f"got {json.dumps(mods)[:60]}")
     diffs = []
-    for m in manifest.get("modalities", []):
-        mine, theirs = manifest.get("features", {}).get(m), workspace_ids.get(m)
+    for m in mods:
+        mine, theirs = feats.get(m), workspace_ids.get(m)
         if theirs is None:
             diffs.append(f"{m} features: checkpoint {_describe(mine)}, workspace has none built")
         elif mine != theirs:

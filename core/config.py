@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -98,7 +99,38 @@ class Config:
                 raise InputError(f"{name} must be >= 1")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise InputError(f"device must be auto|cpu|cuda|mps, got {self.device!r}")
+        for f in fields(self):   # NaN passes every comparison below; a list fails them with a traceback
+            v = getattr(self, f.name)
+            if str(f.type).startswith(("int", "float")) and v is not None and (
+                    isinstance(v, bool) or not isinstance(v, (int, float))
+                    or isinstance(v, float) and not math.isfinite(v)):
+                raise InputError(f"{f.name} must be a finite number, got {v!r}")
+        for name, (low, high) in LIMITS.items():
+            if not low <= getattr(self, name) <= high:
+                raise InputError(f"{name} must be in [{low}, {high}], got {getattr(self, name)!r}")
+        for name in ("dropout", "attn_dropout", "adaptor_dropout", "item_drop_max"):
+            if getattr(self, name) >= 1:
+                raise InputError(f"{name} must be below 1, got {getattr(self, name)!r}")
         return self
+
+
+# Bounds of numeric settings: far above what a real model needs (the defaults, the paper's,
+# the benchmarks'), yet small enough that a crafted config or manifest cannot ask for
+# terabytes. A checkpoint's size is capped again in core.checkpoint (MAX_MODEL_BYTES).
+LIMITS = {
+    "hidden": (1, 4096), "layers": (1, 32), "heads": (1, 64), "inner": (1, 16384),
+    "max_len": (1, 4096), "pool_dim": (1, 4096), "experts": (1, 64),
+    "dropout": (0, 1), "attn_dropout": (0, 1), "adaptor_dropout": (0, 1), "item_drop_max": (0, 1),
+    "mixup_p_max": (0, 1), "cmcl_weight": (0, 1_000_000), "temperature": (0.001, 1000),
+    "nip_positions": (0, 4096), "cmcl_positions": (1, 4096),
+    "pretrain_epochs": (0, 100_000), "finetune_epochs": (0, 100_000),
+    "pretrain_patience": (0, 100_000), "patience": (0, 100_000), "eval_every": (1, 100_000),
+    "pretrain_batch": (1, 1 << 16), "finetune_batch": (1, 1 << 16), "eval_batch": (1, 1 << 16),
+    "pretrain_lr": (0, 10), "finetune_lr": (0, 10), "sasrec_lr": (0, 10),
+    "pretrain_weight_decay": (0, 10), "finetune_weight_decay": (0, 10), "sasrec_weight_decay": (0, 10),
+    "pretrain_minutes": (0, 10_000_000), "finetune_minutes": (0, 10_000_000), "grad_clip": (0, 10 ** 9),
+    "seed": (0, 2 ** 63 - 1), "threads": (0, 4096),
+}
 
 
 _FIELDS = {f.name: f for f in fields(Config)}

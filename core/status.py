@@ -1,11 +1,12 @@
 """What `msm4sr info` and the app report about a workspace, read cheaply (no torch)."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
+from core.errors import CheckpointError
 from core.features import store
+from core.manifest import MANIFEST, check_manifest, read_json, safe_metrics
 from core.workspace import Workspace
 
 
@@ -23,15 +24,23 @@ def workspace_info(ws: Workspace) -> dict:
     if info["features"]["image"] is None and image_state.get("available") is False:
         info["image_unavailable"] = image_state.get("reason", "unavailable")
     for manifest in sorted(ws.models_dir.glob("*/manifest.json")):
-        try:
-            m = json.loads(manifest.read_text())
-        except (OSError, ValueError):
-            info["models"].append({"path": str(manifest.parent), "error": "unreadable manifest"})
-            continue
-        info["models"].append({"path": str(manifest.parent), "model": m.get("model"),
-                               "stage": m.get("stage"), "metrics": m.get("metrics", {})})
+        info["models"].append(model_entry(manifest.parent))
     info["problems"] = len(ws.problems())
     return info
+
+
+def model_entry(folder: Path) -> dict:
+    """One model folder for the listing. A bad one is listed with its problem, never raised:
+    one crafted manifest must not hide the rest of the workspace."""
+    entry = {"path": str(folder), "model": None, "stage": None, "metrics": {}}
+    try:
+        m = read_json(folder / MANIFEST)
+        entry.update({k: m[k][:40] if isinstance(m.get(k), str) else None for k in ("model", "stage")})
+        entry["metrics"] = safe_metrics(m.get("metrics"))
+        check_manifest(m, folder / MANIFEST)
+    except CheckpointError as e:
+        entry["problem"] = str(e).replace(f"{folder / MANIFEST}: ", "")
+    return entry
 
 
 def format_info(info: dict) -> str:
@@ -61,7 +70,10 @@ def format_info(info: dict) -> str:
     for m in info["models"]:
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(m.get("metrics", {}).items())
                             if isinstance(v, (int, float)))[:120]
-        lines.append(f"model          {Path(m['path']).name}: {m.get('model')} {m.get('stage')} {metrics}")
+        line = f"model          {Path(m['path']).name}: {m.get('model')} {m.get('stage')} {metrics}"
+        if m.get("problem"):
+            line = f"model          {Path(m['path']).name}: cannot be used: {m['problem'][:200]}"
+        lines.append(line)
     if info["problems"]:
         lines.append(f"problems       {info['problems']} (see `msm4sr features --report`)")
     return "\n".join(lines)

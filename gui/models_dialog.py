@@ -15,12 +15,13 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QPushButton,
                                QSplitter, QTextBrowser, QTreeWidget, QTreeWidgetItem, QVBoxLayout)
 
+from core.errors import CheckpointError
+from core.manifest import check_manifest, read_json
 from gui.model_calls import load_recommender
 from gui.workers import run_task
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = "manifest.json"
-MAX_MANIFEST_BYTES = 1_000_000
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -57,15 +58,17 @@ def _walk(d: Path, depth: int, found: list) -> None:
 
 
 def read_manifest(d: Path) -> tuple[dict | None, str | None]:
+    """(manifest or None, problem or None); never raises, so one bad folder cannot stop the
+    listing. A manifest that reads but would be refused is shown with its problem."""
     p = Path(d) / MANIFEST
     try:
-        if p.stat().st_size > MAX_MANIFEST_BYTES:
-            return None, f"manifest.json is implausibly large ({p.stat().st_size} bytes)"
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        return None, f"unreadable manifest.json: {e}"
-    if not isinstance(data, dict):
-        return None, "manifest.json is not a JSON object"
+        data = read_json(p)
+    except CheckpointError as e:
+        return None, str(e).replace(f"{p}: ", "")
+    try:
+        check_manifest(data, p)
+    except CheckpointError as e:
+        return data, str(e).replace(f"{p}: ", "")
     return data, None
 
 
@@ -80,8 +83,8 @@ def manifest_html(path: str, manifest: dict | None, problem: str | None) -> str:
     head = [("Model", manifest.get("model") or cfg.get("model")), ("Stage", manifest.get("stage")),
             ("Created", manifest.get("created")),
             ("Items", len(ids) if isinstance(ids, list) else None),
-            ("Modalities", ", ".join(manifest["modalities"]) if isinstance(manifest.get("modalities"), list)
-             else None)]
+            ("Modalities", ", ".join(map(str, manifest["modalities"]))
+             if isinstance(manifest.get("modalities"), list) else None)]
     h.append(_table([(k, v) for k, v in head if v not in (None, "")]))
     keys = ("hidden", "layers", "heads", "max_len", "modalities", "pretrain", "mixup", "cmcl", "nip",
             "pretrain_epochs", "finetune_epochs", "pretrain_lr", "finetune_lr", "seed", "device")

@@ -69,9 +69,17 @@ def test_truncated_weights_are_refused(model_copy, trained):
 def test_crafted_files_are_refused(model_copy, trained):
     ws = trained["ws"]
     m = json.loads((model_copy / "manifest.json").read_text())
-    # garbage that still matches the recorded hash: safetensors itself refuses it
+    # garbage that still matches the recorded hash: a wrong size is refused before reading
     w = model_copy / "weights.safetensors"
+    real = w.read_bytes()
     w.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage" + b"\x00" * 64)
+    m["weights_sha256"] = checkpoint._sha256(w)
+    (model_copy / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(CheckpointError, match="80 bytes, the manifest says"):
+        Recommender.load(model_copy, ws)
+    # the right size and hash, a garbage header: refused as not safetensors
+    n = int.from_bytes(real[:8], "little")
+    w.write_bytes(real[:8] + b"{garbage".ljust(n) + real[8 + n:])
     m["weights_sha256"] = checkpoint._sha256(w)
     (model_copy / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(CheckpointError, match="not a valid safetensors file"):
