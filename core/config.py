@@ -59,6 +59,10 @@ class Config:
     finetune_batch: int = 128        # windows of max_len targets: 6,400 targets a step
     finetune_weight_decay: float = 0.0
     id_dropout: float = 0.0          # MSM4SR: share of items whose ID embedding a step leaves out
+    softmax: str = "auto"            # full | sampled (in-batch + drawn negatives, logQ) | auto: by catalog size
+    full_softmax_max_items: int = 50_000  # auto: the full softmax up to this many items (bench_scale)
+    sampled_negatives: int = 3000    # negatives drawn per step by the sampled softmax (SASRec+)
+    negative_sampler: str = "uniform"  # uniform | popularity (training target counts)
     sasrec_lr: float = 1e-3          # SASRec trains from scratch: a larger step
     sasrec_weight_decay: float = 0.0
     patience: int = 10               # epochs without valid NDCG@10 improvement
@@ -84,6 +88,10 @@ class Config:
             raise InputError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
         if self.cmcl_negatives not in ("all", "cross"):
             raise InputError(f"cmcl_negatives must be all or cross, got {self.cmcl_negatives!r}")
+        if self.softmax not in ("auto", "full", "sampled"):
+            raise InputError(f"softmax must be auto|full|sampled, got {self.softmax!r}")
+        if self.negative_sampler not in ("uniform", "popularity"):
+            raise InputError(f"negative_sampler must be uniform or popularity, got {self.negative_sampler!r}")
         if self.optimizer not in ("adamw", "adam"):
             raise InputError(f"optimizer must be adamw or adam, got {self.optimizer!r}")
         for name in ("nip_positions", "pretrain_patience"):
@@ -94,7 +102,7 @@ class Config:
         if self.mixup_p_fixed is not None and not 0 <= self.mixup_p_fixed <= 1:
             raise InputError(f"mixup_p_fixed must be in [0, 1], got {self.mixup_p_fixed}")
         for name in ("max_len", "layers", "heads", "hidden", "experts", "pretrain_batch",
-                     "finetune_batch", "eval_batch", "cmcl_positions"):
+                     "finetune_batch", "eval_batch", "cmcl_positions", "sampled_negatives"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
@@ -146,7 +154,8 @@ PRESETS = {
 
 # What a saved config without a key meant: the behaviour from before the key existed.
 _BEFORE = {"expert_norm": False, "cmcl_negatives": "cross", "proj_heads": False,
-           "pretrain_patience": 0, "optimizer": "adam", "nip_positions": 4, "cmcl_positions": 4}
+           "pretrain_patience": 0, "optimizer": "adam", "nip_positions": 4, "cmcl_positions": 4,
+           "softmax": "full"}
 
 # One line per setting: what `msm4sr config --list` and `train --help` print.
 DESCRIPTIONS = {

@@ -96,9 +96,10 @@ def reduce_metrics(ranks, ks=KS) -> dict:
 @torch.no_grad()
 def rank_cases(model, cases: list[Case], max_len: int, batch: int = 512,
                candidates: np.ndarray | None = None, mask_history: bool = False,
-               table: torch.Tensor | None = None) -> np.ndarray:
+               table: torch.Tensor | None = None, item_chunk: int | None = None) -> np.ndarray:
     """[n, 2] int64: for each case, the items (all, or `candidates`, model indices) scored
-    above its target and those tied with it. Float32 throughout, never autocast."""
+    above its target and those tied with it. Float32 throughout, never autocast.
+    `item_chunk`: items scored at once (default: what fits SCORE_BUDGET with `batch` users)."""
     if not cases:
         return np.zeros((0, 2), dtype=np.int64)
     model.eval()
@@ -107,7 +108,10 @@ def rank_cases(model, cases: list[Case], max_len: int, batch: int = 512,
         return _rank_fp32(model, cases, max_len, batch, candidates, mask_history, table, device)
 
 
-def _rank_fp32(model, cases, max_len, batch, candidates, mask_history, table, device):
+SCORE_BUDGET = 2 ** 26  # score-matrix elements held at once (256 MB of float32)
+
+
+def _rank_fp32(model, cases, max_len, batch, candidates, mask_history, table, device, item_chunk=None):
     table = (model.item_table() if table is None else table).float()
     # column of each model index in the score matrix (-1: not a candidate / padding)
     col_of = torch.arange(-1, model.n_items, device=device)
@@ -116,27 +120,46 @@ def _rank_fp32(model, cases, max_len, batch, candidates, mask_history, table, de
         table = table[cand - 1]
         col_of = torch.full_like(col_of, -1)
         col_of[cand] = torch.arange(len(cand), device=device)
+    n_cols = table.shape[0]
+    # large catalogs are scored in column chunks, so memory is bounded at any N
+    width = item_chunk or max(4096, SCORE_BUDGET // max(batch, 1))
+    spans = [(c, min(c + width, n_cols)) for c in range(0, n_cols, width)]
     out = []
     for start in range(0, len(cases), batch):
         chunk = cases[start:start + batch]
         inp = torch.from_numpy(left_pad([h for h, _ in chunk], max_len)).to(device)
         tgt = torch.tensor([t for _, t in chunk], device=device)
-        scores = model.user_vectors(inp).float() @ table.T          # [B, N or C]
+        user = model.user_vectors(inp).float()
         col = col_of[tgt]
         if (col < 0).any():
             raise ValueError("a target is not among the candidates")
         rows = torch.arange(len(chunk), device=device)
-        target = scores[rows, col]
-        target = torch.where(torch.isnan(target), float("-inf"), target).unsqueeze(1)
-        scores = scores.nan_to_num(nan=float("inf"))               # a NaN item counts above
-        # left out of both counts: NaN compares false with everything
-        if mask_history:
-            hist = col_of[inp]
-            hrows = rows.unsqueeze(1).expand_as(hist)
-            ok = hist >= 0
-            scores[hrows[ok], hist[ok]] = float("nan")
-        scores[rows, col] = float("nan")
-        out.append(torch.stack([(scores > target).sum(1), (scores == target).sum(1)], 1).cpu())
+        hist = col_of[inp] if mask_history else None
+        if len(spans) == 1:
+            target = None
+        else:  # the target's score from the same product as its rivals' (ties stay exact)
+            target = torch.empty(len(chunk), device=device)
+            for lo, hi in spans:
+                sel = (col >= lo) & (col < hi)
+                if sel.any():
+                    target[sel] = (user @ table[lo:hi].T)[rows[sel], col[sel] - lo]
+        counts = torch.zeros(len(chunk), 2, dtype=torch.int64, device=device)
+        for lo, hi in spans:
+            scores = user @ table[lo:hi].T                              # [B, chunk]
+            mine_ = (col >= lo) & (col < hi)
+            if target is None:
+                target = scores[rows, col]
+            t = torch.where(torch.isnan(target), float("-inf"), target).unsqueeze(1)
+            scores = scores.nan_to_num(nan=float("inf"))               # a NaN item counts above
+            # left out of both counts: NaN compares false with everything
+            if hist is not None:
+                hrows = rows.unsqueeze(1).expand_as(hist)
+                ok = (hist >= lo) & (hist < hi)
+                scores[hrows[ok], hist[ok] - lo] = float("nan")
+            scores[rows[mine_], col[mine_] - lo] = float("nan")
+            counts[:, 0] += (scores > t).sum(1)
+            counts[:, 1] += (scores == t).sum(1)
+        out.append(counts.cpu())
     return torch.cat(out).numpy().astype(np.int64)
 
 

@@ -46,8 +46,7 @@ class Recommender:
         with torch.no_grad():
             self.table = model.item_table().float()               # [N, K] scoring vectors
             # input vectors of every item (row = model index), so a refresh skips the adaptors
-            self.inputs = model.item_vectors(torch.arange(len(self.item_ids) + 1, device=device)) \
-                if manifest["model"] == "msm4sr" else None
+            self.inputs = model.all_item_vectors() if manifest["model"] == "msm4sr" else None
         self.new_ids: list[str] = []
         self.new_table = self.table[:0]
 

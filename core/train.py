@@ -207,9 +207,13 @@ class Trainer:
 
     def _new_model(self, ds: Dataset):
         from core.model import build
+        from core.model.sampled import NegativeSampler, use_sampled
         torch.manual_seed(self.cfg.seed)
         dims = ds.dims()
         model = build(self.cfg, ds.n_items, dims.get("text"), dims.get("image"))
+        if use_sampled(self.cfg, ds.n_items):  # large catalogs: in-batch + drawn negatives
+            model.sampler = NegativeSampler.for_dataset(ds.train, ds.n_items, self.cfg.sampled_negatives,
+                                                        self.cfg.negative_sampler)
         if self.cfg.model == "msm4sr":
             model.seen.copy_(torch.from_numpy(ds.seen).float())
             model.set_features(ds.features)

@@ -10,7 +10,13 @@ from core.config import Config
 from core.data import Dataset
 
 LOSS_NAMES = {"nip_text": "NIP (text)", "nip_image": "NIP (image)", "cmcl": "CMCL",
-              "ce": "cross-entropy over every item"}
+              "ce": "cross-entropy over every item",
+              "sampled_ce": "sampled softmax (in-batch and drawn negatives, logQ-corrected)"}
+
+
+def _ce(cfg: Config, ds: Dataset) -> str:
+    from core.model.sampled import use_sampled
+    return "sampled_ce" if use_sampled(cfg, ds.n_items) else "ce"
 
 
 def _image_reason(cfg: Config, ds: Dataset, counts: dict | None) -> str | None:
@@ -30,7 +36,7 @@ def describe(cfg: Config, ds: Dataset, stages: list[str], counts: dict | None = 
     mods = list(ds.features)
     notes, losses = [], {}
     if cfg.model == "sasrec":
-        losses["finetune"] = ["ce"]
+        losses["finetune"] = [_ce(cfg, ds)]
         notes.append("SASRec: item IDs only, no item content; new items cannot be recommended")
     else:
         both = len(mods) == 2
@@ -53,7 +59,7 @@ def describe(cfg: Config, ds: Dataset, stages: list[str], counts: dict | None = 
         elif not cfg.pretrain:
             notes.append("pretrain=false: fine-tuning from scratch")
         if "finetune" in stages:
-            losses["finetune"] = ["ce"]
+            losses["finetune"] = [_ce(cfg, ds)]
         if "image" in ds.features:
             x, mask = ds.features["image"]
             have = int(mask[1:].any(1).sum())

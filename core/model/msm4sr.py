@@ -30,6 +30,7 @@ from core import distributed
 from core.config import Config
 from core.model.layers import AttentionPool, MoEAdaptor, SeqEncoder, init_weights
 from core.model.losses import cmcl_loss, nip_loss
+from core.model.sampled import sampled_cross_entropy, use_sampled
 
 
 class MSM4SR(nn.Module):
@@ -61,6 +62,7 @@ class MSM4SR(nn.Module):
         # 1 for items that occur in training sequences; only those use their ID embedding
         self.register_buffer("seen", torch.zeros(n_items + 1))
         self.use_ids = False  # set for fine-tuning (and by a fine-tuned checkpoint)
+        self.sampler = None   # a NegativeSampler when fine-tuning uses the sampled softmax
         self.feats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
@@ -71,8 +73,8 @@ class MSM4SR(nn.Module):
     def set_features(self, feats: dict) -> None:
         """feats: modality -> (vectors float [N+1, V, D], mask bool [N+1, V]); row 0 is padding."""
         dev = self.seen.device
-        self.feats = {m: (x.to(dev, torch.float32), k.to(dev)) for m, (x, k) in feats.items()
-                      if m in self.mods}
+        # kept as stored (float16): a step converts only the rows it gathers
+        self.feats = {m: (x.to(dev), k.to(dev)) for m, (x, k) in feats.items() if m in self.mods}
         missing = set(self.mods) - set(self.feats)
         if missing:
             raise ValueError(f"features missing for {sorted(missing)}")
@@ -192,15 +194,28 @@ class MSM4SR(nn.Module):
             # the sequence vectors also learn to rank items as cold ones are ranked: by content
             draw = torch.rand(self.n_items + 1, generator=gen) if gen is not None else torch.rand(self.n_items + 1)
             id_keep = (draw.to(inp.device) >= self.cfg.id_dropout).float()
-        table = self.item_vectors(torch.arange(self.n_items + 1, device=inp.device), id_keep)
-        seq = self._encode({m: v[inp] for m, v in table.items()}, pad)
         valid = tgt > 0
-        user = self.users_to_table({m: s[valid] for m, s in seq.items()})
         y = tgt[valid]
         if shard is not None:  # the mean over the global batch's targets, as in one process
-            user, y = distributed.all_gather(user), distributed.all_gather(y)
-        logits = user @ self.vectors_to_table({m: v[1:] for m, v in table.items()}).T
-        ce = F.cross_entropy(logits, y - 1)
+            y = distributed.all_gather(y)
+        if use_sampled(self.cfg, self.n_items):
+            # only the items this step needs go through pooling and the adaptors
+            cand, label, log_incl = self.sampler.candidates(y, gen)
+            need, inv = torch.unique(torch.cat([inp.flatten(), cand]), return_inverse=True)
+            vecs = self.item_vectors(need, None if id_keep is None else id_keep[need])
+            seq = self._encode({m: v[inv[:inp.numel()]].view(*inp.shape, v.shape[-1]) for m, v in vecs.items()}, pad)
+            items = self.vectors_to_table({m: v[inv[inp.numel():]] for m, v in vecs.items()})
+        else:
+            table = self.item_vectors(torch.arange(self.n_items + 1, device=inp.device), id_keep)
+            seq = self._encode({m: v[inp] for m, v in table.items()}, pad)
+            items = self.vectors_to_table({m: v[1:] for m, v in table.items()})
+        user = self.users_to_table({m: s[valid] for m, s in seq.items()})
+        if shard is not None:
+            user = distributed.all_gather(user)
+        if use_sampled(self.cfg, self.n_items):
+            ce = sampled_cross_entropy(user, label, items, log_incl)
+        else:
+            ce = F.cross_entropy(user @ items.T, y - 1)
         return ce, {"ce": ce}
 
     # ---- scoring (evaluation, recommendation) ---------------------------
@@ -212,10 +227,16 @@ class MSM4SR(nn.Module):
     def users_to_table(self, vecs: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.vectors_to_table(vecs) * self._scale()
 
-    def item_table(self) -> torch.Tensor:
+    def item_table(self, chunk: int = 16384) -> torch.Tensor:
         """[N, K]: score(user, item) = user_vectors . item_table (row i = item index i+1)."""
-        idx = torch.arange(1, self.n_items + 1, device=self.seen.device)
-        return self.vectors_to_table(self.item_vectors(idx))
+        return self.vectors_to_table(self.all_item_vectors(chunk, start=1))
+
+    def all_item_vectors(self, chunk: int = 16384, start: int = 0) -> dict[str, torch.Tensor]:
+        """item_vectors of indices start..N, in chunks: pooling a million items at once would
+        need their float32 features whole (15 GB at 10 x 384)."""
+        idx = torch.arange(start, self.n_items + 1, device=self.seen.device)
+        parts = [self.item_vectors(idx[i:i + chunk]) for i in range(0, len(idx), chunk)]
+        return {m: torch.cat([p[m] for p in parts]) for m in self.mods}
 
     def embed_sequence(self, inp: torch.Tensor, extra: dict[str, torch.Tensor] | None = None):
         """Item vectors of a sequence; `extra` modality -> [B, L, H] overrides where inp < 0 (new items)."""

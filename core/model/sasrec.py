@@ -13,6 +13,7 @@ from torch import nn
 from core import distributed
 from core.config import Config
 from core.model.layers import SeqEncoder, init_weights
+from core.model.sampled import sampled_cross_entropy, use_sampled
 
 
 class SASRec(nn.Module):
@@ -27,6 +28,7 @@ class SASRec(nn.Module):
         init_weights(self)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
+        self.sampler = None   # a NegativeSampler when training uses the sampled softmax
 
     def loss(self, inp: torch.Tensor, tgt: torch.Tensor, stage: str = "finetune", gen=None, shard=None):
         seq = self.encoder(self.item_emb(inp), inp == 0)
@@ -34,8 +36,11 @@ class SASRec(nn.Module):
         user, y = seq[valid], tgt[valid]
         if shard is not None:  # data-parallel: the mean over the global batch's targets
             user, y = distributed.all_gather(user), distributed.all_gather(y)
-        logits = user @ self.item_emb.weight[1:].T
-        ce = F.cross_entropy(logits, y - 1)
+        if use_sampled(self.cfg, self.n_items):
+            cand, label, log_incl = self.sampler.candidates(y, gen)
+            ce = sampled_cross_entropy(user, label, self.item_emb(cand), log_incl)
+        else:
+            ce = F.cross_entropy(user @ self.item_emb.weight[1:].T, y - 1)
         return ce, {"ce": ce}
 
     def item_table(self) -> torch.Tensor:
