@@ -14,7 +14,7 @@ import sys
 from core.errors import StudioError
 
 SECTIONS = ("core.cli_import", "core.cli_catalog", "core.cli_features", "core.cli_model",
-            "core.cli_recommend")
+            "core.cli_recommend", "core.cli_explore")
 
 
 def cmd_info(args) -> int:

@@ -1,0 +1,139 @@
+"""Why the model ranks a target item after a sequence.
+
+    e = explain(ws, rec, ["1", "260", "1196"], target="1210")
+    e.contributions   # per sequence item: the target's score without it, and the drop
+    e.shared          # keywords and title words the target shares with the top contributors
+    e.attention       # per layer, per head: the last position's attention row
+
+Leave-one-out is one batched pass: row 0 is the sequence, row j+1 the sequence without
+its j-th item (left-padded), so n items cost one transformer call on n+1 rows. Only the
+last max_len items are read by the model, so only they are explained; items the model
+cannot represent (new items under SASRec) get no score.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from core.errors import InputError
+from core.explore.items import keyword_sets, model_items, row_of, title_words
+
+
+@dataclass
+class Contribution:
+    """drop = score(sequence) - score(sequence without this item); None when the model does
+    not see the item (before the last max_len, or not representable) or nothing is left."""
+    position: int
+    item_id: str
+    title: str
+    score_without: float | None
+    drop: float | None
+    attention: float | None = None   # last layer, mean over heads, last position's row
+
+
+@dataclass
+class Shared:
+    item_id: str
+    title: str
+    drop: float
+    keywords: list[str]
+    words: list[str]
+
+
+@dataclass
+class Explanation:
+    target: str
+    title: str
+    score: float
+    rank: int                                    # 1 = the model's top recommendation
+    sequence: list[str]
+    contributions: list[Contribution]
+    shared: list[Shared] = field(default_factory=list)
+    attention: list[list[list[float]]] = field(default_factory=list)   # [layer][head][position]
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def by_drop(self) -> list[Contribution]:
+        """Contributions with a score, largest drop first."""
+        return sorted((c for c in self.contributions if c.drop is not None), key=lambda c: -c.drop)
+
+
+def _loo_index(n: int) -> torch.Tensor:
+    """[n+1, n] gather index into a sequence extended by one padding slot (index n):
+    row 0 = the sequence, row j+1 = padding then every position but j."""
+    base = torch.arange(n - 1)
+    rows = base[None, :] + (base[None, :] >= torch.arange(n)[:, None]).long()
+    loo = torch.cat([torch.full((n, 1), n, dtype=torch.long), rows], 1)
+    return torch.cat([torch.arange(n)[None], loo])
+
+
+@torch.no_grad()
+def leave_one_out(rec, sequence, target: str):
+    """(score, rank, scores without each kept item [n], kept positions, clipped length).
+
+    One batched pass through the model; kept positions index the clipped sequence."""
+    ids, table = model_items(rec)
+    t = row_of(ids, target, f"the model {rec.folder}")
+    inp, emb, keep, L = rec._input(sequence)
+    n = inp.shape[1]
+    if n == 0:
+        raise InputError("the model cannot represent any item of the sequence")
+    g = _loo_index(n).to(inp.device)
+    inp_b = torch.cat([inp[0], inp.new_zeros(1)])[g]                           # [n+1, n]
+    if emb is not None:
+        emb_b = {m: torch.cat([v[0], rec.inputs[m][:1]])[g] for m, v in emb.items()}
+        user = rec.model.user_vectors_from(emb_b, inp_b == 0).float()
+    else:
+        user = rec.model.user_vectors(inp_b).float()
+    scores = user @ table[t]                                                    # [n+1]
+    full = float(scores[0])
+    rank = int((table @ user[0] > scores[0]).sum()) + 1
+    without = scores[1:].tolist()
+    if n == 1:   # nothing left to score from
+        without = [None]
+    return full, rank, without, keep, L
+
+
+def explain(ws, rec, sequence, target: str, top: int = 3) -> Explanation:
+    """Contribution of each sequence item to target's score, what the `top` largest
+    contributors share with the target, and the last position's attention rows."""
+    t0 = time.perf_counter()
+    sequence = list(sequence)
+    if not sequence:
+        raise InputError("--items: give at least one item id")
+    full, rank, without, keep, L = leave_one_out(rec, sequence, target)
+    offset = len(sequence) - L
+    maps = rec.attention(sequence)                         # [layers] of [heads, L, L]
+    rows = [m[:, -1, :] for m in maps]
+    last = rows[-1].mean(0) if rows else None
+    titles = {}
+
+    def title(i):
+        if i not in titles:
+            it = ws.item(i) if isinstance(i, str) else None
+            titles[i] = it.title if it else getattr(i, "title", "")
+        return titles[i]
+
+    score_at = {pos: s for pos, s in zip(keep, without)}
+    contributions = []
+    for pos in range(L):
+        item = sequence[offset + pos]
+        s = score_at.get(pos)
+        contributions.append(Contribution(
+            offset + pos, item if isinstance(item, str) else f"adhoc:{title(item)}", title(item),
+            None if s is None else round(s, 6), None if s is None else round(full - s, 6),
+            None if last is None else round(float(last[pos]), 6)))
+    exp = Explanation(target, title(target), round(full, 6), rank, [c if isinstance(c, str) else
+                      f"adhoc:{title(c)}" for c in sequence], contributions,
+                      attention=[[[round(float(x), 6) for x in h] for h in r] for r in rows])
+    best = [c for c in exp.by_drop() if c.drop > 0][:top]
+    sets = keyword_sets(ws, [target] + [c.item_id for c in best])
+    mine, my_words = sets.get(target, set()), title_words(exp.title)
+    exp.shared = [Shared(c.item_id, c.title, c.drop, sorted(mine & sets.get(c.item_id, set())),
+                         sorted(my_words & title_words(c.title))) for c in best]
+    exp.seconds = time.perf_counter() - t0
+    return exp
