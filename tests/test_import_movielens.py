@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,10 @@ K0 = ImportOptions(kcore=0)
 @pytest.mark.slow
 def test_ml1m_posters_imports_exactly(ml1m, workspace):
     calls = []
-    t0, c0 = time.perf_counter(), time.process_time()
     report = import_catalog(workspace, "movielens",
                             {"movies": ml1m / "movies.dat", "ratings": ml1m / "interactions.tsv",
                              "posters": ml1m / "posters"},
                             ImportOptions(), progress=lambda *a: calls.append(a))
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert (report.users, report.items, report.interactions) == (6040, 3416, 999611)
     assert len(report.items_without_image) == 4 and report.skipped_lines == []
     c = workspace.counts()
@@ -41,9 +38,7 @@ def test_ml1m_posters_imports_exactly(ml1m, workspace):
     seq = workspace.sequences()["100"]
     assert len(seq) == len(ts) and seq[0] == "3186"  # first line of the file for user 100
     assert {s for s, *_ in calls} >= {"process", "write"}
-    print(f"ml-1m import: {seconds:.1f} s wall, {cpu:.1f} s CPU, steps {report.steps}")
-    # CPU time, not wall time: the test machines share their cores with other jobs
-    assert cpu < 20
+    # its speed is bench/bench_import.py's figure (wall and CPU seconds), not a test's
 
 
 def write(path: Path, text: str, encoding="utf-8") -> Path:
