@@ -61,3 +61,23 @@ def workspace(tmp_path):
     ws = Workspace.create(tmp_path / "ws")
     yield ws
     ws.close()
+
+
+@pytest.fixture(scope="session")
+def built_demo(tmp_path_factory):
+    """The demo workspace built once per session from the shipped assets, in a temporary
+    $MSM4SR_DEMO_DIR (never the user's data folder, and never a copy left by older code).
+    Returns (demo path, the XDG_DATA_HOME that was set during the build). Tests that change
+    it work on a copy."""
+    from core import demo
+    root = tmp_path_factory.mktemp("demo")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MSM4SR_DEMO_DIR", str(root / "build" / "demo"))
+    mp.setenv("XDG_DATA_HOME", str(root / "xdg"))
+    (root / "xdg").mkdir()
+    try:
+        path = demo.ensure_demo_workspace()
+    finally:
+        mp.undo()
+    return path, root / "xdg"
+
