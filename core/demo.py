@@ -3,8 +3,9 @@ and simulated shoppers), built on first use without network, GPU or CLIP.
 
     ws_path = ensure_demo_workspace(progress)   # seconds the first time, then instant
 
-The workspace lives in demo_dir() ($MSM4SR_DEMO_DIR, else
-$XDG_DATA_HOME/msm4sr-studio/demo, else ~/.local/share/msm4sr-studio/demo). It
+The workspace lives in demo_dir() ($MSM4SR_DEMO_DIR, else the platform's user
+data folder: core.paths). The assets and the demo model are the shipped ones
+(core.paths: the package's copy in a wheel, the checkout's folders otherwise). It
 is rebuilt when the shipped assets change: a hash of them is kept in the
 workspace meta "demo". Image keywords are the catalog's own tags (source
 "catalog-tags"), never CLIP output.
@@ -17,11 +18,11 @@ import shutil
 import time
 from pathlib import Path
 
+from core import paths
 from core.progress import ProgressFn, silent
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO_ASSETS = REPO / "assets" / "demo"
-DEMO_MODEL = REPO / "trained_models" / "demo"
+DEMO_ASSETS = paths.demo_assets_dir()
+DEMO_MODEL = paths.demo_model_dir()
 BUILD_VERSION = 1          # bump when the way the workspace is built changes
 SOURCE_DIR = "source"      # the copied assets inside the workspace
 DEMO_SEQUENCE = "demo"     # saved sequence the app opens for --screenshot
@@ -31,11 +32,7 @@ COLD_SHARE = 0.0
 
 def demo_dir() -> Path:
     """Where the demo workspace lives (not created here)."""
-    env = os.environ.get("MSM4SR_DEMO_DIR")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base).expanduser() / "msm4sr-studio" / "demo"
+    return paths.demo_dir()
 
 
 def _asset_files(assets: Path) -> list[Path]:

@@ -20,6 +20,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QProgressBar, QVBoxLayout, QWidget)
 
+from core import paths
 from gui.catalog import CatalogPanel
 from gui.inspector import InspectorPanel
 from gui.sequence import SequencePanel
@@ -27,8 +28,7 @@ from gui.settings import Settings
 from gui.state import Session
 from gui.workers import run_for
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO_MODEL = REPO / "trained_models" / "demo"
+DEMO_MODEL = paths.demo_model_dir()     # the shipped one: in the wheel, or the checkout's
 
 
 # Panels whose modules import pyqtgraph (about 2 s): imported on a worker once the window is up.

@@ -1,8 +1,8 @@
 """Models dialog: the checkpoints on disk, their manifests, and loading one.
 
 Checkpoints are folders holding a manifest.json: the built-in ones in
-trained_models/ (repository root), the workspace's models/ and the checkpoints
-its training runs left in runs/. Loading happens on a worker; a refused
+trained_models/ (core.paths: the wheel's copy or the checkout's), the workspace's
+models/ and the checkpoints its training runs left in runs/. Loading happens on a worker; a refused
 checkpoint (features mismatch, corrupt or truncated file) shows the reason and
 the app goes on with the model it had.
 """
@@ -15,12 +15,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QPushButton,
                                QSplitter, QTextBrowser, QTreeWidget, QTreeWidgetItem, QVBoxLayout)
 
+from core import paths
 from core.errors import CheckpointError
 from core.manifest import check_manifest, read_json
 from gui.model_calls import load_recommender
 from gui.workers import run_task
 
-REPO = Path(__file__).resolve().parents[1]
 MANIFEST = "manifest.json"
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
@@ -176,7 +176,7 @@ class ModelsDialog(QDialog):
         self.setWindowTitle("Models")
         self.resize(820, 480)
         self.session = session
-        self.builtin_dir = Path(builtin_dir) if builtin_dir else REPO / "trained_models"
+        self.builtin_dir = Path(builtin_dir) if builtin_dir else paths.trained_models_dir()
         self.entries: list[dict] = []
         self.last_error: str | None = None
         self._loading = None

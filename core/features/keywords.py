@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from core import paths
 from core.errors import StudioError
 
 DEFAULT_MODEL = "ViT-B-32"
@@ -20,7 +21,7 @@ DEFAULT_TAG = "laion2b_s34b_b79k"
 # One prompt template: the vocabulary is encoded once per (model, vocabulary) and cached, but
 # on a CPU each template costs minutes with ViT-B-32 (77-token context per word).
 TEMPLATES = ("a photo of {}.",)
-VOCABULARY = Path(__file__).resolve().parents[2] / "assets" / "vocabulary.txt"
+VOCABULARY = paths.vocabulary_file()   # the shipped word list (core.paths: wheel or checkout)
 _HINT = "Pass --clip-weights FILE.safetensors, or continue without image keywords."
 
 
@@ -124,16 +125,18 @@ def _pretrained_file(model: str, tag: str) -> str:
                 last = e
         raise cant(f"; {type(last).__name__}")
     url = cfg.get("url", "")
-    cached = Path("~/.cache/clip").expanduser() / os.path.basename(url)
-    if url and cached.is_file():
-        return str(cached)
+    ours = paths.cache_dir() / "clip"           # downloads go to the platform's cache folder;
+    for folder in (ours, Path("~/.cache/clip").expanduser()):   # open_clip's own is read too
+        cached = folder / os.path.basename(url)
+        if url and cached.is_file():
+            return str(cached)
     if not url or _offline():
         raise cant()
     import socket
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(10)  # urllib has no timeout of its own here
     try:
-        return open_clip.download_pretrained_from_url(url)
+        return open_clip.download_pretrained_from_url(url, cache_dir=str(ours))
     except Exception as e:  # noqa: BLE001
         raise cant(f"; {type(e).__name__}") from e
     finally:
