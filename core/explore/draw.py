@@ -48,18 +48,21 @@ def scatter_png(rows: list[dict], path: Path, colour: str = "category", size: in
     cols, legend = colours_for(rows, colour)
     img = Image.new("RGB", (size, size), (255, 255, 255))
     d = ImageDraw.Draw(img)
+    left = 170 if legend else 16      # a column for the legend, so it never hides points
+    box = (left, 16, size - 16, size - 16)
     if rows:
         xs, ys = [r["x"] for r in rows], [r["y"] for r in rows]
         x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-        pad = 24
-        span = max(x1 - x0, y1 - y0) or 1.0
-        scale = (size - 2 * pad) / span
+        w, h = box[2] - box[0], box[3] - box[1]
+        scale = min(w / ((x1 - x0) or 1.0), h / ((y1 - y0) or 1.0))
+        ox = box[0] + (w - (x1 - x0) * scale) / 2
+        oy = box[3] - (h - (y1 - y0) * scale) / 2
         rad = max(1, min(5, int(400 / math.sqrt(len(rows) + 1))))
         # the flagged/coloured points last, so grey ones never hide them
         order = sorted(range(len(rows)), key=lambda k: cols[k] != OTHER)
         for k in order:
-            px = pad + (xs[k] - x0) * scale
-            py = size - pad - (ys[k] - y0) * scale   # y up, as in a plot
+            px = ox + (xs[k] - x0) * scale
+            py = oy - (ys[k] - y0) * scale   # y up, as in a plot
             d.ellipse((px - rad, py - rad, px + rad, py + rad), fill=cols[k])
     for n, (label, rgb) in enumerate(legend):
         y = 8 + 14 * n

@@ -16,9 +16,10 @@ _WORD = re.compile(r"[^\W\d_][\w'-]*", re.UNICODE)
 def model_items(rec) -> tuple[list[str], torch.Tensor]:
     """(ids, [N, K] scoring vectors) of every item the model can rank: catalog items, then
     new items (MSM4SR only). Row order matches the ids."""
+    table = rec.table.detach()   # SASRec's table is a view of its embedding parameter
     if rec.is_content and rec.new_ids:
-        return rec.item_ids + rec.new_ids, torch.cat([rec.table, rec.new_table])
-    return list(rec.item_ids), rec.table
+        return rec.item_ids + rec.new_ids, torch.cat([table, rec.new_table.detach()])
+    return list(rec.item_ids), table
 
 
 def row_of(ids: list[str], item_id: str, what: str = "the model") -> int:
