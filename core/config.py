@@ -9,16 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
+import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from core.errors import InputError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the same parser, as a package
-    import tomli as tomllib
 
 
 @dataclass

@@ -67,8 +67,7 @@ def test_wheel_carries_the_shipped_data_byte_for_byte(dists):
     assert {"core/paths.py", "core/cli.py", "gui/app.py"} <= names
     assert not any(n.startswith(("tests/", "assets/", "trained_models/", "bench/")) for n in names)
     assert "msm4sr = core.cli:main" in entry and "msm4sr-studio = gui.app:main" in entry
-    assert "Requires-Python: >=3.10" in metadata
-    assert "Requires-Dist: tomli>=2; python_version < \"3.11\"" in metadata
+    assert "Requires-Python: >=3.11" in metadata
     assert "Requires-Dist: platformdirs" in metadata
 
 
@@ -79,6 +78,13 @@ def test_sdist_carries_the_repository_layout(dists):
                  "assets/demo/items.tsv", "assets/demo/interactions.tsv",
                  "trained_models/demo/weights.safetensors", "trained_models/demo/manifest.json"):
         assert need in names, need
+
+
+def test_pip_refuses_the_wheel_on_python_3_10(dists, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-index",
+                        "--python-version", "3.10", "--target", str(tmp_path / "t"), str(dists["wheel"])],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "requires a different Python" in r.stderr and "'>=3.11'" in r.stderr, r.stderr[-2000:]
 
 
 def _apart_env(target: Path, home: Path) -> dict:
