@@ -117,9 +117,11 @@ def resolve_config(args, stage: str):
     sets = parse_sets(args.set)
     over.update(sets)
     cfg = load_config(args.config, over, preset=args.preset)
+    args.explicit = dict(over)  # what the command line named: a --resume run takes what it may of it
     if getattr(args, "minutes", None):
         budget = {k: v for k, v in split_minutes(cfg, stage, args.minutes).items() if k not in sets}
         cfg = load_config(base=cfg, overrides=budget)
+        args.explicit.update(budget)
     return cfg
 
 
@@ -165,8 +167,12 @@ class _Bar:
         elif kind == "epoch":
             self.close()
             v = e.get("valid") or {}
+            share = e.get("valid_share")
+            note = "" if share is None else (f"  (validation {e.get('valid_s', 0):.1f}s, {share:.0%} "
+                                             f"of the stage)" if v else f"  (not validated; "
+                                             f"validation {share:.0%} of the stage so far)")
             print(f"{e['stage']} epoch {e['epoch']}: {e['seconds']:.1f}s"
-                  + "".join(f"  valid {k} {x:.4f}" for k, x in v.items()), file=sys.stderr)
+                  + "".join(f"  valid {k} {x:.4f}" for k, x in v.items()) + note, file=sys.stderr)
         elif kind == "start":
             print(f"run {e['run']} on {e['device']}", file=sys.stderr)
         elif kind == "setup":
@@ -208,7 +214,8 @@ def cmd_train(args, stage: str) -> int:
     try:
         with Workspace.open(args.workspace) as ws:
             try:
-                trainer = Trainer(ws, cfg, args.run, on_event, lambda: stop["flag"], args.resume)
+                trainer = Trainer(ws, cfg, args.run, on_event, lambda: stop["flag"], args.resume,
+                                  resume_changes=args.explicit if args.resume else None)
             except Exception as e:  # before the trainer can report: the app still gets an event
                 if args.progress_json:
                     on_event({"event": "error", "message": str(e)})

@@ -74,6 +74,7 @@ class Config:
     device: str = "auto"             # auto | cpu | cuda | mps
     eval_batch: int = 512
     eval_every: int = 1
+    eval_share: float = 0.2          # pre-training skips a validation that would pass this share of its time
     threads: int = 0                 # torch CPU threads; 0 = torch's default
 
     def to_dict(self) -> dict:
@@ -101,6 +102,8 @@ class Config:
             raise InputError(f"id_dropout must be in [0, 1), got {self.id_dropout}")
         if self.mixup_p_fixed is not None and not 0 <= self.mixup_p_fixed <= 1:
             raise InputError(f"mixup_p_fixed must be in [0, 1], got {self.mixup_p_fixed}")
+        if not 0 <= self.eval_share < 1:
+            raise InputError(f"eval_share must be in [0, 1), got {self.eval_share}")
         for name in ("max_len", "layers", "heads", "hidden", "experts", "pretrain_batch",
                      "finetune_batch", "eval_batch", "cmcl_positions", "sampled_negatives"):
             if getattr(self, name) < 1:
@@ -213,8 +216,9 @@ DESCRIPTIONS = {
     "seed": "random seed of the run (same seed, same run)",
     "device": "auto (CUDA, then MPS, then CPU) | cpu | cuda | mps",
     "eval_batch": "users scored at once in evaluation",
-    "eval_every": "validate every this many epochs (pre-training also caps validation's share "
-                  "of the stage time)",
+    "eval_every": "validate every this many epochs (the last epoch always validates)",
+    "eval_share": "pre-training skips a due validation that would take validation past this "
+                  "share of the stage's time (wall clock, so runs may differ); 0 = eval_every alone",
     "threads": "torch CPU threads; 0 = torch's default",
 }
 

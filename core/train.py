@@ -255,8 +255,10 @@ class Trainer:
                 step_fn, device_ids=[torch.cuda.current_device()] if self.device.type == "cuda" else None,
                 find_unused_parameters=stage == "pretrain" or cfg.proj_heads)  # id_emb / heads: unused
         epochs = cfg.pretrain_epochs if stage == "pretrain" else cfg.finetune_epochs
-        st = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0, "elapsed": 0.0, "stage_s": 0.0}
+        st = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0, "elapsed": 0.0, "stage_s": 0.0,
+              "train_s": 0.0, "valid_s": 0.0, "valid_n": 0}   # seconds training / validating
         budget = 60 * (cfg.pretrain_minutes if stage == "pretrain" else cfg.finetune_minutes)
+        cadence = train_plan.Cadence.of(cfg, stage)
         last = checkpoint.state_folder(sdir / "last") if self.resume else None
         if last is not None:
             st.update(checkpoint.load_state(last, model, opt))
@@ -302,13 +304,20 @@ class Trainer:
                     return self._cancel(stage, model, opt, st)
             seconds = time.perf_counter() - t_epoch
             self.result.timing[stage] = {"items_per_s": n_targets / seconds, "epoch_s": seconds}
-            valid = {}
-            if epoch % cfg.eval_every == 0 or epoch == epochs:
+            valid, v_s = {}, 0.0
+            st["train_s"] += seconds
+            ending = epoch == epochs or bool(budget and st["stage_s"] + seconds >= budget)
+            if dd.any_rank(cadence.due(epoch, ending, st)):   # the same choice on every rank
+                t_valid = time.perf_counter()
                 valid = reduce_metrics(rank_cases(model, mine(ds.valid), cfg.max_len, cfg.eval_batch))
                 valid = {k: valid[k] for k in ("ndcg@10", "recall@10")}
+                v_s = time.perf_counter() - t_valid
+                st["valid_s"], st["valid_n"] = st["valid_s"] + v_s, st["valid_n"] + 1
                 self.result.curve.append((stage, epoch, time.perf_counter() - self.t0, valid["ndcg@10"]))
+            share = st["valid_s"] / max(st["train_s"] + st["valid_s"], 1e-9)
             self.emit({"event": "epoch", "stage": stage, "epoch": epoch, "valid": valid,
-                       "seconds": round(seconds, 2)})
+                       "seconds": round(seconds, 2), "valid_s": round(v_s, 2),
+                       "valid_share": round(share, 3)})   # validation's share of the stage so far
             st["epoch"], st["elapsed"] = epoch, time.perf_counter() - self.t0
             st["stage_s"] += time.perf_counter() - t_epoch
             patience = cfg.patience if stage == "finetune" else cfg.pretrain_patience

@@ -69,8 +69,11 @@ def make_workspace(path: Path, root: Path, users: int = 200, cold_share: float =
     return ws
 
 
+# eval_share 0: pre-training validates on eval_every alone, not on the clock, so tests that
+# compare two runs (resume, kill, torchrun) keep the same epochs
 TINY = {"hidden": 32, "inner": 64, "max_len": 20, "experts": 2, "pool_dim": 16,
-        "pretrain_batch": 64, "finetune_batch": 64, "eval_batch": 128, "threads": 1}
+        "pretrain_batch": 64, "finetune_batch": 64, "eval_batch": 128, "threads": 1,
+        "eval_share": 0.0}
 
 
 _CACHE: dict = {}
