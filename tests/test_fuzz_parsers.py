@@ -127,7 +127,7 @@ def _tsv_fast_path_agrees(lines):
         got = tsv.read_interactions(p, "\t", {}, None, common.BadLines(True, skipped),
                                     lines=text_lines)
         want, want_skipped = [], []
-        for n, line in enumerate(text_lines[1:], 2):
+        for n, line in list(text_lines.numbered())[1:]:   # the header is the first non-blank line
             if not line.strip():
                 continue
             try:

@@ -88,7 +88,7 @@ def parse(sources: dict, opts, progress) -> Parsed:
         raise InputError("give either an images folder or download, not both")
     if meta:
         first: dict[str, tuple[int, int]] = {}
-        for n, line in iter_lines(meta, opts.encoding):
+        for n, line in iter_lines(meta, opts.encoding, opts.limits, progress):
             try:
                 item, url = parse_meta_line(line, meta, n)
                 if item.id in first:
@@ -110,7 +110,7 @@ def parse(sources: dict, opts, progress) -> Parsed:
         parsed.sources["meta"] = str(Path(meta).resolve())
     if reviews:
         append = parsed.rows.append
-        for n, line in iter_lines(reviews, opts.encoding):
+        for n, line in iter_lines(reviews, opts.encoding, opts.limits, progress):
             try:
                 append(parse_review_line(line, reviews, n))
             except InputError as e:

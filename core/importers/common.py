@@ -1,19 +1,19 @@
-"""Pieces every importer shares: reading files safely, collecting bad lines,
-resolving image paths without leaving the folder the user chose, cleaning HTML.
+"""Pieces every importer shares: reading files safely (core.importers.reading),
+collecting bad lines, resolving image paths without leaving the folder the user
+chose, cleaning HTML.
 """
 from __future__ import annotations
 
-import gzip
 import html
 import math
 import os
 import re
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from core.errors import InputError
+from core.importers.reading import (Lines, ReadLimits, check_file, iter_lines, line_batches,  # noqa: F401
+                                    read_lines, shown)
 from core.workspace import Item
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp")
@@ -55,107 +55,11 @@ class FirstLines(dict):
         self[key] = line
 
 
-def check_file(path) -> Path:
-    if path is None or str(path) == "":
-        raise InputError("no file given")
-    path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", path)
-    if path.is_dir():
-        raise InputError("is a folder, expected a file", path)
-    return path
-
-
 def check_folder(path) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise InputError("folder not found" if not path.exists() else "expected a folder", path)
     return path.resolve()
-
-
-def read_bytes(path) -> bytes:
-    """Whole file; gzip (by magic number) is decompressed. Truncation is an InputError."""
-    path = check_file(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror or e}", path) from e
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except EOFError as e:
-            raise InputError("truncated gzip file (download it again)", path) from e
-        except (OSError, zlib.error) as e:
-            raise InputError(f"corrupt gzip file: {e}", path) from e
-    return data
-
-
-def _decode_error(path, data: bytes, e: UnicodeDecodeError, encoding: str) -> InputError:
-    line = data.count(b"\n", 0, e.start) + 1
-    return InputError(f"cannot decode as {encoding} ({e.reason} at byte {e.start}); "
-                      f"pass the file's encoding with encoding= (--encoding), e.g. latin-1",
-                      path, line)
-
-
-def read_lines(path, encoding: str | None = None) -> list[str]:
-    """All lines of a text file (gzip allowed), without line ends; an empty file is an error.
-
-    Splits on '\\n' only (str.splitlines would also split on form feeds and the
-    like, which would shift line numbers inside data fields).
-    """
-    encoding = encoding or "utf-8"
-    data = read_bytes(path)
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as e:
-        raise _decode_error(path, data, e, encoding) from None
-    except LookupError:
-        raise InputError(f"unknown encoding {encoding!r}", path) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.replace("\r\n", "\n").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if not any(line.strip() for line in lines):
-        raise InputError("file is empty", path)
-    return lines
-
-
-def iter_lines(path, encoding: str | None = None) -> Iterator[tuple[int, str]]:
-    """(line number, text) one line at a time, for big JSON-lines files (gzip allowed).
-    Blank lines are left out; a file without any line is an error."""
-    encoding = encoding or "utf-8"
-    path = check_file(path)
-    try:
-        "".encode(encoding)
-    except LookupError:
-        raise InputError(f"unknown encoding {encoding!r}", path) from None
-    with open(path, "rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
-    n = 0
-    seen = False
-    try:
-        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
-            for n, raw in enumerate(f, 1):
-                try:
-                    text = raw.decode(encoding)
-                except UnicodeDecodeError as e:
-                    raise InputError(f"cannot decode as {encoding} ({e.reason}); pass the file's "
-                                     f"encoding with encoding= (--encoding)", path, n) from None
-                if n == 1 and text.startswith("\ufeff"):
-                    text = text[1:]
-                text = text.rstrip("\r\n")
-                if text.strip():
-                    seen = True
-                    yield n, text
-    except EOFError as e:
-        raise InputError(f"truncated gzip file after line {n} (download it again)", path) from e
-    except (gzip.BadGzipFile, zlib.error) as e:
-        raise InputError(f"corrupt gzip file after line {n}: {e}", path) from e
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror or e}", path) from e
-    if not seen:
-        raise InputError("file is empty", path)
 
 
 # ---- values ----------------------------------------------------------------

@@ -36,22 +36,19 @@ def parse_rating_line(line: str, path, n: int) -> tuple[str, str, int]:
             to_ts(parts[3].strip(), path, n))
 
 
-def read_ratings(path, encoding, bad: BadLines, progress) -> list[tuple[str, str, int]]:
-    lines = read_lines(path, encoding)
-    first = next(line for line in lines if line.strip())
-    if "::" not in first:   # an interactions table with a header (user_id, movie_id, timestamp)
+def read_ratings(path, encoding, bad: BadLines, progress, limits=None) -> list[tuple[str, str, int]]:
+    lines = read_lines(path, encoding, limits, progress)
+    if "::" not in lines[0]:   # an interactions table with a header (user_id, movie_id, timestamp)
         return tsv.read_interactions(path, "\t", {}, encoding, bad, progress, lines)
     out = []
     append = out.append
-    for n, line in enumerate(lines, 1):
-        if not line or line.isspace():
-            continue
+    for k, (n, line) in enumerate(lines.numbered()):
         try:
             append(parse_rating_line(line, path, n))
         except InputError as e:
             bad(e)
-        if n % 200_000 == 0:
-            progress("parse", n, len(lines))
+        if k % 200_000 == 0:
+            progress("parse", k, len(lines))
     progress("parse", len(lines), len(lines))
     return out
 
@@ -71,9 +68,8 @@ def parse(sources: dict, opts, progress) -> Parsed:
     folder = check_folder(posters) if posters else None
     if movies:
         first = FirstLines()
-        for n, line in enumerate(read_lines(movies, opts.encoding or MOVIES_ENCODING), 1):
-            if not line or line.isspace():
-                continue
+        for n, line in read_lines(movies, opts.encoding or MOVIES_ENCODING, opts.limits,
+                                  progress).numbered():
             try:
                 movie, title, genres = parse_movie_line(line, movies, n)
                 first.claim(movie, "movie id", movies, n)
@@ -84,7 +80,7 @@ def parse(sources: dict, opts, progress) -> Parsed:
         parsed.sources["movies"] = str(Path(movies).resolve())
     if ratings:
         # ratings.dat is ASCII; an interactions table is UTF-8 unless told otherwise
-        parsed.rows = read_ratings(ratings, opts.encoding, bad, progress)
+        parsed.rows = read_ratings(ratings, opts.encoding, bad, progress, opts.limits)
         parsed.sources["ratings"] = str(Path(ratings).resolve())
     parsed.has_interactions = bool(ratings)
     if folder:

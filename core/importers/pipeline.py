@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from core import splits
 from core.errors import InputError
 from core.importers import amazon2018, movielens, recbole, tsv
-from core.importers.common import BadLines, Parsed, folder_image
+from core.importers.common import BadLines, Parsed, ReadLimits, folder_image
 from core.progress import silent
 from core.workspace import Item, Workspace
 
@@ -26,6 +26,7 @@ class ImportOptions:
     seed: int = 0
     skip_bad_lines: bool = False  # skip (and report) bad lines instead of stopping
     encoding: str | None = None   # None: UTF-8 (movies.dat: Latin-1)
+    limits: ReadLimits = field(default_factory=ReadLimits)  # caps on line length, decompressed size
 
 
 @dataclass

@@ -73,10 +73,11 @@ def parse_item_line(line: str, idx: dict[str, int], ncols: int, path, n: int) ->
                 categories="|".join(get("categories").split()), text=get("text"))
 
 
-def _body(path, encoding):
-    lines = read_lines(path, encoding)
-    numbered = [(n, line) for n, line in enumerate(lines, 1) if line and not line.isspace()]
-    return numbered[0], numbered[1:]
+def _body(path, encoding, limits, progress):
+    """(header line number, header), the other lines as (number, text), their count."""
+    lines = read_lines(path, encoding, limits, progress)
+    numbered = lines.numbered()
+    return next(numbered), numbered, len(lines) - 1
 
 
 def parse(sources: dict, opts, progress) -> Parsed:
@@ -89,7 +90,7 @@ def parse(sources: dict, opts, progress) -> Parsed:
     if not inter and not item:
         raise InputError("recbole needs a .inter file, a .item file, or both")
     if item:
-        (hn, head), body = _body(item, opts.encoding)
+        (hn, head), body, _ = _body(item, opts.encoding, opts.limits, progress)
         names = parse_header(head, item, hn)
         idx = _index(names, ITEM_NAMES, ("id",), item, hn)
         first = FirstLines()
@@ -103,7 +104,7 @@ def parse(sources: dict, opts, progress) -> Parsed:
             parsed.items[it.id] = it
         parsed.sources["item"] = str(Path(item).resolve())
     if inter:
-        (hn, head), body = _body(inter, opts.encoding)
+        (hn, head), body, total = _body(inter, opts.encoding, opts.limits, progress)
         names = parse_header(head, inter, hn)
         idx = _index(names, INTER_NAMES, ("user", "item"), inter, hn)
         append = parsed.rows.append
@@ -113,8 +114,8 @@ def parse(sources: dict, opts, progress) -> Parsed:
             except InputError as e:
                 bad(e)
             if k % 200_000 == 0:
-                progress("parse", k, len(body))
-        progress("parse", len(body), len(body))
+                progress("parse", k, total)
+        progress("parse", total, total)
         parsed.sources["inter"] = str(Path(inter).resolve())
     parsed.has_interactions = bool(inter)
     return parsed

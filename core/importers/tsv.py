@@ -5,12 +5,11 @@ each with a header row. `columns` maps our field names to the file's headers.
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 
 from core.errors import InputError
-from core.importers.common import (FirstLines, TS_MAX, TS_MIN, BadLines, Parsed, check_folder, inside,
-                                   need_id, parse_tags, read_lines, to_ts)
+from core.importers.common import (FirstLines, TS_MAX, TS_MIN, BadLines, Lines, Parsed, check_folder,
+                                   inside, line_batches, need_id, parse_tags, read_lines, shown, to_ts)
 from core.workspace import Item
 
 INTER_FIELDS = ("user", "item", "timestamp")
@@ -28,22 +27,33 @@ REQUIRED_INTER = INTER_FIELDS
 REQUIRED_ITEM = ("id",)
 
 
-def iter_rows(lines: list[str], sep: str, path):
-    """(line number, fields) for each non-blank line, header included."""
+def iter_rows(path, sep: str, encoding=None, limits=None, progress=None, lines: Lines | None = None):
+    """(line number, fields) for each non-blank row, header included, read as a stream.
+    CSV rows may span lines (quoted fields); a row is numbered by its first line."""
     if sep == "\t":
-        for n, line in enumerate(lines, 1):
-            if line and not line.isspace():
-                yield n, line.split("\t")
+        lines = read_lines(path, encoding, limits, progress) if lines is None else lines
+        for n, line in lines.numbered():
+            yield n, line.split("\t")
         return
-    reader = csv.reader(io.StringIO("\n".join(lines) + "\n", newline=""), strict=True)
-    start = 1
+    at = {"line": 0, "start": None}
+
+    def physical():
+        for first, batch in line_batches(path, encoding, limits, progress, keep_blank=True):
+            for k, line in enumerate(batch):
+                at["line"] = first + k
+                if at["start"] is None and line.strip():
+                    at["start"] = first + k
+                yield line + "\n"
+    reader = csv.reader(physical(), strict=True)
     try:
         for fields in reader:
+            start, at["start"] = at["start"], None
             if any(f.strip() for f in fields):
-                yield start, fields
-            start = reader.line_num + 1
+                yield start or at["line"], fields
     except csv.Error as e:
-        raise InputError(f"bad CSV: {e}", path, reader.line_num) from None
+        start = at["start"]
+        row = f" (in the row that starts on line {start})" if start and start != at["line"] else ""
+        raise InputError(f"bad CSV: {e}{row}", path, at["line"]) from None
 
 
 def _header(rows, path):
@@ -64,7 +74,7 @@ def header_index(header: list[str], wanted: tuple[str, ...], required: tuple[str
         if f in columns:
             if columns[f] not in pos:
                 raise InputError(f"no column {columns[f]!r} (mapped to {f!r}) in the header; "
-                                 f"the header has: {', '.join(names)[:300]}", path, line)
+                                 f"the header has: {shown(', '.join(names), 200)}", path, line)
             out[f] = pos[columns[f]]
             continue
         for alias in ALIASES[f]:
@@ -75,7 +85,7 @@ def header_index(header: list[str], wanted: tuple[str, ...], required: tuple[str
             if f in required:
                 raise InputError(f"no column {f!r} in the header (map yours with columns=, "
                                  f"e.g. --columns {f}=NAME); the header has: "
-                                 f"{', '.join(names)[:300]}", path, line)
+                                 f"{shown(', '.join(names), 200)}", path, line)
     return out
 
 
@@ -101,22 +111,21 @@ def parse_item(fields: list[str], idx: dict[str, int], ncols: int, root: Path, p
 
 
 def read_interactions(path, sep: str, columns: dict[str, str], encoding, bad: BadLines,
-                      progress=None, lines: list[str] | None = None) -> list[tuple[str, str, int]]:
-    if lines is None:
-        lines = read_lines(path, encoding)
-    rows = iter_rows(lines, sep, path)
+                      progress=None, lines: Lines | None = None,
+                      limits=None) -> list[tuple[str, str, int]]:
+    if sep == "\t" and lines is None:
+        lines = read_lines(path, encoding, limits, progress)
+    total = len(lines) if lines is not None else 0
+    rows = iter_rows(path, sep, encoding, limits, progress, lines)
     hline, header = _header(rows, path)
     idx = header_index(header, INTER_FIELDS, REQUIRED_INTER, columns, path, hline)
     ncols = len(header)
     out = []
     append = out.append
     iu, ii, it = idx["user"], idx["item"], idx["timestamp"]
-    tab = sep == "\t"   # split the remaining lines here (a blank one fails the fast path)
-    for n, fields in enumerate(lines[hline:], hline + 1) if tab else rows:
-        if tab:
-            fields = fields.split("\t")
-        if progress and n % 200_000 == 0:
-            progress("parse", n, len(lines))
+    for k, (n, fields) in enumerate(rows):
+        if progress and k % 200_000 == 0:
+            progress("parse", k, total)
         # fast path for good rows; parse_interaction is the rule and names the problem
         if len(fields) == ncols:
             u, i = fields[iu].strip(), fields[ii].strip()
@@ -134,13 +143,13 @@ def read_interactions(path, sep: str, columns: dict[str, str], encoding, bad: Ba
         except InputError as e:
             bad(e)
     if progress:
-        progress("parse", len(lines), len(lines))
+        progress("parse", total, total)
     return out
 
 
 def read_items(path, sep: str, columns: dict[str, str], encoding, root: Path, bad: BadLines,
-               parsed: Parsed) -> None:
-    rows = iter_rows(read_lines(path, encoding), sep, path)
+               parsed: Parsed, limits=None, progress=None) -> None:
+    rows = iter_rows(path, sep, encoding, limits, progress)
     hline, header = _header(rows, path)
     idx = header_index(header, ITEM_FIELDS, REQUIRED_ITEM, columns, path, hline)
     ncols = len(header)
@@ -175,13 +184,14 @@ def parse(sources: dict, opts, progress, sep: str = "\t") -> Parsed:
     if items:
         root = sources.get("images_root")
         root = check_folder(root) if root else Path(items).resolve().parent
-        read_items(items, sep, columns, opts.encoding, root, bad, parsed)
+        read_items(items, sep, columns, opts.encoding, root, bad, parsed, opts.limits, progress)
         parsed.sources["items"] = str(Path(items).resolve())
         parsed.sources["images_root"] = str(root)
     if columns:
         parsed.sources["columns"] = columns
     if inter:
-        parsed.rows = read_interactions(inter, sep, columns, opts.encoding, bad, progress)
+        parsed.rows = read_interactions(inter, sep, columns, opts.encoding, bad, progress,
+                                        limits=opts.limits)
         parsed.sources["interactions"] = str(Path(inter).resolve())
     parsed.has_interactions = bool(inter)
     return parsed
