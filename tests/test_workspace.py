@@ -63,3 +63,41 @@ def test_integrity_after_writes(workspace):
     with workspace.transaction() as db:
         workspace.upsert_items([Item(str(i)) for i in range(100)], db)
     assert workspace.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_newer_schema_is_refused_and_an_older_one_upgraded(tmp_path):
+    from core.workspace import DB_NAME, SCHEMA_VERSION
+    path = tmp_path / "ws"
+    with Workspace.create(path) as ws:
+        with ws.transaction() as db:
+            ws.upsert_items([Item("a", title="A")], db)
+
+    def version():
+        db = sqlite3.connect(path / DB_NAME)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            return int(row[0]) if row else None
+        finally:
+            db.close()
+
+    def sql(*statements):
+        db = sqlite3.connect(path / DB_NAME)
+        for s in statements:
+            db.execute(s)
+        db.commit()
+        db.close()
+
+    assert version() == SCHEMA_VERSION
+    # written by a newer program: refused with a message that says what to do, left untouched
+    sql(f"UPDATE meta SET value='{SCHEMA_VERSION + 1}' WHERE key='schema_version'")
+    with pytest.raises(WorkspaceError, match=rf"schema version {SCHEMA_VERSION + 1} is newer than "
+                                             rf"this program's {SCHEMA_VERSION}; update MSM4SR Studio"):
+        Workspace.open(path)
+    assert version() == SCHEMA_VERSION + 1
+    # written before the version was recorded, and before saved sequences existed: upgraded
+    sql("DELETE FROM meta WHERE key='schema_version'", "DROP TABLE sequences")
+    with Workspace.open(path) as ws:
+        assert ws.item("a").title == "A"               # the data survives the upgrade
+        ws.save_sequence("mine", ["a"])                # and the missing table is there
+        assert ws.load_sequence("mine") == ["a"]
+    assert version() == SCHEMA_VERSION
