@@ -321,3 +321,21 @@ def from_dict(d: dict) -> Config:
 
 def save(cfg: Config, path: Path) -> None:
     Path(path).write_text(json.dumps(cfg.to_dict(), indent=2))
+
+
+# what a resumed run may change: when and where it stops, not the model or the data it sees
+RESUMABLE = ("pretrain_epochs", "finetune_epochs", "pretrain_patience", "patience", "pretrain_minutes",
+             "finetune_minutes", "eval_every", "device", "threads")
+
+
+def resume_overrides(saved: Config, changes: dict) -> dict:
+    """The settings in `changes` that differ from a run's saved config; refuses one a resume
+    cannot honour (its checkpoint was trained with the saved value)."""
+    now = load_config(base=saved, overrides=changes).to_dict()
+    old = saved.to_dict()
+    differ = {k: now[k] for k in changes if now[k] != old[k]}
+    fixed = [f"{k} {old[k]} (asked: {differ[k]})" for k in differ if k not in RESUMABLE]
+    if fixed:
+        raise InputError("a resumed run keeps the settings it was started with: " + ", ".join(fixed)
+                         + "; start a new run to change them")
+    return differ

@@ -133,7 +133,8 @@ def manifest_for(model, cfg: Config, ds: Dataset, stage: str, metrics: dict) -> 
 class Trainer:
     def __init__(self, ws: Workspace, cfg: Config, run: str | None = None, on_event: Event | None = None,
                  should_stop: Callable[[], bool] | None = None, resume: bool = False,
-                 step_interval: float = 0.2):
+                 step_interval: float = 0.2,
+                 resume_changes: dict | None = None):
         self.ws = ws
         self.run = run or f"{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
         if not self.run.replace("-", "").replace("_", "").replace(".", "").isalnum():
@@ -145,6 +146,8 @@ class Trainer:
             if not saved.is_file():
                 raise InputError(f"nothing to resume: {saved} does not exist")
             cfg = config_mod.from_dict(json.loads(saved.read_text()))
+            if resume_changes:  # e.g. fewer epochs; fit() saves the changed config with the run
+                cfg = config_mod.load_config(base=cfg, overrides=config_mod.resume_overrides(cfg, resume_changes))
         elif self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise InputError(f"run {self.run!r} already exists in {ws.runs_dir}; "
                              f"use --resume to continue it or --run to name a new one")
@@ -278,6 +281,7 @@ class Trainer:
             drop = cfg.item_drop_max if stage == "pretrain" else 0.0
             for step, (inp, tgt) in enumerate(batches(wins, cfg.max_len, bs, rng, drop), 1):
                 n_targets += int((tgt > 0).sum())  # of the global batch
+                rows = len(inp)  # the last batch of an epoch is smaller: fewer in-batch negatives
                 shard = None
                 if dd.active():  # this rank's rows of the global batch
                     shard = dd.shard_of(len(inp))
@@ -297,7 +301,7 @@ class Trainer:
                     per_step = (now - t_epoch) / step
                     left = (steps - step) + steps * (epochs - epoch)
                     self.emit({"event": "step", "stage": stage, "epoch": epoch, "step": step,
-                               "steps": steps, "loss": float(loss.detach()),
+                               "steps": steps, "rows": rows, "batch": bs, "loss": float(loss.detach()),
                                "losses": {k: float(v.detach()) for k, v in parts.items()},
                                "items_per_s": round(rate, 1), "eta_s": round(per_step * left, 1)})
                 if dd.any_rank(self.should_stop()):
