@@ -272,3 +272,44 @@ def test_fuzz_the_compressed_line_reader(tmp_path_factory, lines, crlf, final, k
     assert got == want
     if want:
         assert list(iter_lines(p, limits=limits)) == want
+
+
+# ---- 11: control characters in ids, other scripts' digits in timestamps ------------------
+@pytest.mark.parametrize("fmt, sep", [("tsv", "\t"), ("csv", ",")])
+@pytest.mark.parametrize("row, match", [
+    ("u1{s}i\x001{s}5", r"item id 'i\\x001' holds a control character \('\\x00' at position 1\)"),
+    ("u\x1b1{s}i1{s}5", r"user id 'u\\x1b1' holds a control character"),
+    ("u1{s}i1{s}١٢٣٤", "timestamp '١٢٣٤' is not an integer"),
+    ("u1{s}i1{s}1_000_000", "timestamp '1_000_000' is not an integer"),
+    ("u1{s}i1{s}²", "timestamp '²' is not an integer"),
+])
+def test_control_characters_and_foreign_digits_are_refused(tmp_path, ws, fmt, sep, row, match):
+    p = tmp_path / f"inter.{fmt}"
+    p.write_text(sep.join(("user", "item", "timestamp")) + "\nu0" + sep + "i0" + sep + "1\n"
+                 + row.format(s=sep) + "\n", encoding="utf-8")
+    _refused(ws, fmt, {"interactions": p}, rf"inter.{fmt}:3: " + match)
+
+
+def test_signed_and_padded_timestamps_still_import(tmp_path, workspace):
+    p = tmp_path / "inter.tsv"
+    p.write_text("user\titem\ttimestamp\nu1\ti1\t-5\nu1\ti2\t+7\nu1\ti3\t 9 \n", encoding="utf-8")
+    import_catalog(workspace, "tsv", {"interactions": p}, ImportOptions(kcore=0))
+    assert [t for (t,) in workspace.db.execute("SELECT ts FROM interactions ORDER BY ts")] == [-5, 7, 9]
+
+
+@pytest.mark.parametrize("fmt, name, text, match", [
+    ("movielens", "ratings", "1::2::5::١٢٣٤\n", "timestamp '١٢٣٤' is not an integer"),
+    ("movielens", "ratings", "1::2\x00::5::7\n", "movie id '2\\\\x00' holds a control character"),
+    ("amazon2018", "reviews", '{"reviewerID": "R", "asin": "B\\u0000", "unixReviewTime": 5}\n',
+     "'asin' 'B\\\\x00' holds a control character"),
+    ("amazon2018", "reviews", '{"reviewerID": "R", "asin": "B", "unixReviewTime": "1_000"}\n',
+     "timestamp '1_000' is not an integer"),
+    ("recbole", "inter", "user_id:token\titem_id:token\ttimestamp:float\nu\ti\t١٢٣٤.0\n",
+     "timestamp '١٢٣٤.0' is not a number"),
+    ("recbole", "inter", "user_id:token\titem_id:token\ttimestamp:float\nu\ti\t1_000.5\n",
+     "timestamp '1_000.5' is not a number"),
+])
+def test_every_format_refuses_them(tmp_path, ws, fmt, name, text, match):
+    p = tmp_path / f"data.{name}"
+    p.write_text(text, encoding="utf-8")
+    _refused(ws, fmt, {name: p}, match)

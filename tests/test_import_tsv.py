@@ -100,7 +100,8 @@ def test_csv_quotes_and_column_mapping(workspace, tmp_path):
 
 
 def test_bad_csv_line_after_multiline_field_is_named_by_its_line(workspace, tmp_path):
-    inter = write(tmp_path / "i.csv", 'user,item,timestamp\nu,"a\nb",1\nu,b,oops\n')
+    # the multi-line field is a note: an id with a line break in it is refused (a control character)
+    inter = write(tmp_path / "i.csv", 'user,item,timestamp,note\nu,a,1,"x\ny"\nu,b,oops,z\n')
     with pytest.raises(InputError, match=rf"{tmp_path / 'i.csv'}:4: timestamp 'oops'"):
         import_catalog(workspace, "csv", {"interactions": inter}, K0)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core.errors import InputError
 from core.importers.common import (BadLines, Parsed, check_folder, clean_html, image_index,
-                                   iter_lines, to_ts)
+                                   iter_lines, need_id, to_ts)
 from core.workspace import Item
 
 
@@ -35,7 +35,7 @@ def _str_id(obj: dict, key: str, path, n: int) -> str:
         v = str(v)
     if not isinstance(v, str) or not v.strip():
         raise InputError(f"missing or empty {key!r}", path, n)
-    return v.strip()
+    return need_id(v, repr(key), path, n)
 
 
 def _text(v) -> str:

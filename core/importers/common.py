@@ -63,21 +63,34 @@ def check_folder(path) -> Path:
 
 
 # ---- values ----------------------------------------------------------------
+_INT = re.compile(r"[+-]?[0-9]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def to_ts(text, path, line) -> int:
-    """An integer Unix time within SQLite's range."""
-    try:
+    """An integer Unix time within SQLite's range: ASCII digits with an optional sign (int()
+    alone would also take '1_000' and other scripts' digits such as '١٢٣')."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        v = text
+    elif isinstance(text, str) and _INT.fullmatch(text.strip()):
         v = int(text)
-    except (ValueError, TypeError):
-        raise InputError(f"timestamp {str(text)[:40]!r} is not an integer", path, line) from None
+    else:
+        raise InputError(f"timestamp {str(text)[:40]!r} is not an integer", path, line)
     if not TS_MIN <= v <= TS_MAX:
         raise InputError("timestamp out of range", path, line)
     return v
 
 
 def need_id(text: str, what: str, path, line) -> str:
+    """A stripped, non-empty id without control characters (a NUL would store 'i\\x001' and
+    show it as a second 'i1')."""
     text = text.strip()
     if not text:
         raise InputError(f"empty {what}", path, line)
+    bad = _CONTROL.search(text)
+    if bad:
+        raise InputError(f"{what} {shown(text, 40)} holds a control character "
+                         f"({bad.group()!r} at position {bad.start()})", path, line)
     return text
 
 

@@ -46,6 +46,8 @@ def _ts(text: str, path, n: int) -> int:
     try:
         return to_ts(text, path, n)
     except InputError:
+        if not text.isascii() or "_" in text:   # float() takes '1_0' and other scripts' digits
+            raise InputError(f"timestamp {text[:40]!r} is not a number", path, n) from None
         try:
             v = float(text)
         except ValueError:

@@ -8,7 +8,7 @@ import csv
 from pathlib import Path
 
 from core.errors import InputError
-from core.importers.common import (FirstLines, TS_MAX, TS_MIN, BadLines, Lines, Parsed, check_folder,
+from core.importers.common import (FirstLines, TS_MAX, BadLines, Lines, Parsed, check_folder,
                                    inside, line_batches, need_id, parse_tags, read_lines, shown, to_ts)
 from core.workspace import Item
 
@@ -128,14 +128,13 @@ def read_interactions(path, sep: str, columns: dict[str, str], encoding, bad: Ba
             progress("parse", k, total)
         # fast path for good rows; parse_interaction is the rule and names the problem
         if len(fields) == ncols:
-            u, i = fields[iu].strip(), fields[ii].strip()
-            try:
-                t = int(fields[it])
-            except ValueError:
-                t = None
-            if u and i and t is not None and TS_MIN <= t <= TS_MAX:
-                append((u, i, t))
-                continue
+            u, i, ts = fields[iu].strip(), fields[ii].strip(), fields[it]
+            # isprintable: no control character in either id; ASCII digits only
+            if u and i and (u + i).isprintable() and ts.isdigit() and ts.isascii():
+                t = int(ts)
+                if t <= TS_MAX:
+                    append((u, i, t))
+                    continue
         if not any(f.strip() for f in fields):   # blank line (spaces and tabs only)
             continue
         try:
