@@ -20,6 +20,7 @@ from core.workspace import Item, Workspace
 pytestmark = pytest.mark.realdata      # ../shared/datasets
 
 REPO = Path(__file__).resolve().parents[1]
+TIMEOUT = 900                   # seconds for one build: generous on a shared CPU, but never a hang
 
 
 def _catalog(path: Path, ml1m: Path, n: int = 160) -> Path:
@@ -46,22 +47,25 @@ def _cmd(ws: Path) -> list[str]:
 def test_feature_build_survives_sigkill(ml1m, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     reference = _catalog(tmp_path / "reference", ml1m)
-    subprocess.run(_cmd(reference), check=True, env=env, cwd=REPO, capture_output=True)
+    subprocess.run(_cmd(reference), check=True, env=env, cwd=REPO, capture_output=True, timeout=TIMEOUT)
     want = store.load(reference / "features", "text")
 
     ws = _catalog(tmp_path / "ws", ml1m)
     partial = ws / "features" / "partial"
     proc = subprocess.Popen(_cmd(ws), env=env, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    killed = False
-    while proc.poll() is None:
+    killed, deadline = False, time.monotonic() + TIMEOUT
+    while proc.poll() is None and time.monotonic() < deadline:
         if partial.exists() and len(list(partial.glob("text-*.safetensors"))) >= 2:
             proc.send_signal(signal.SIGKILL)   # some batches done, the rest not
             proc.wait()
             killed = True
             break
         time.sleep(0.01)
-    assert killed, "the build finished before the kill could land"
+    if proc.poll() is None:     # never hang: a build that neither writes batches nor ends
+        proc.kill()
+        proc.wait()
+    assert killed, "the build finished (or stalled) before the kill could land"
     assert not (ws / "features" / "text.safetensors").exists()
 
     db = sqlite3.connect(ws / "catalog.sqlite")
@@ -69,7 +73,7 @@ def test_feature_build_survives_sigkill(ml1m, tmp_path):
     assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 160
     db.close()
 
-    out = subprocess.run(_cmd(ws), env=env, cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run(_cmd(ws), env=env, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT)
     assert out.returncode == 0, out.stderr[-2000:]
     got = store.load(ws / "features", "text")
     assert got.ids == want.ids

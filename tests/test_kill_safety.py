@@ -15,9 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from seeds import seed_for
+
 pytestmark = pytest.mark.realdata      # ../shared/datasets
 
 REPO = Path(__file__).resolve().parents[1]
+TIMEOUT = 300           # seconds for one import: generous on a shared CPU, but never a hang
+TRIES = 4               # per kill moment, each earlier than the last
 
 
 def _import_cmd(ws: Path, ml1m: Path, ratings: Path) -> list[str]:
@@ -39,17 +43,25 @@ def _snapshot(ws: Path):
 
 def _kill_when(proc: subprocess.Popen, ready) -> bool:
     """SIGKILL the process once ready() is true; False if it finished first."""
+    deadline = time.monotonic() + TIMEOUT
     while proc.poll() is None:
         if ready():
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             return True
+        if time.monotonic() > deadline:     # never hang on an import that neither ends nor gets there
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"the import ran past {TIMEOUT} s without reaching the kill point")
         time.sleep(0.01)
     return False
 
 
 @pytest.mark.slow
 def test_import_survives_sigkill(ml1m, tmp_path):
+    """Both kill moments must land: when an import ends first, the next try kills earlier."""
+    seed = seed_for("test_import_survives_sigkill")
+    rng = random.Random(seed)
     ratings = tmp_path / "slice.tsv"
     with open(ml1m / "interactions.tsv") as src, open(ratings, "w") as dst:
         for n, line in enumerate(src):
@@ -61,33 +73,34 @@ def test_import_survives_sigkill(ml1m, tmp_path):
     reference = tmp_path / "reference"
     t0 = time.monotonic()
     subprocess.run(_import_cmd(reference, ml1m, ratings), check=True, env=env,
-                   capture_output=True, cwd=REPO)
+                   capture_output=True, cwd=REPO, timeout=TIMEOUT)
     took = time.monotonic() - t0
     want = _snapshot(reference)
     assert want[1], "reference import stored nothing"
 
-    rng = random.Random()
-    delay = rng.uniform(0.3, 0.9) * took          # somewhere inside an import's run time
-    kills = 0
     for name in ("at a random moment", "while the transaction writes"):
-        ws = tmp_path / name.replace(" ", "-")      # a fresh workspace per kill
-        wal = ws / "catalog.sqlite-wal"
-        start = time.monotonic()
-        ready = {
-            "at a random moment": lambda: time.monotonic() - start > delay,
-            "while the transaction writes": lambda: wal.exists() and wal.stat().st_size > 64 * 1024,
-        }[name]
-        proc = subprocess.Popen(_import_cmd(ws, ml1m, ratings), env=env, cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not _kill_when(proc, ready):
-            continue
-        kills += 1
+        for attempt in range(TRIES):
+            ws = tmp_path / f"{name.replace(' ', '-')}-{attempt}"      # a fresh workspace per kill
+            wal = ws / "catalog.sqlite-wal"
+            delay = rng.uniform(0.3, 0.9) * took / 2 ** attempt       # inside an import's run time
+            wal_bytes = (64 * 1024) >> attempt
+            start = time.monotonic()
+            ready = {
+                "at a random moment": lambda: time.monotonic() - start > delay,
+                "while the transaction writes": lambda: wal.exists() and wal.stat().st_size > wal_bytes,
+            }[name]
+            proc = subprocess.Popen(_import_cmd(ws, ml1m, ratings), env=env, cwd=REPO,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if _kill_when(proc, ready):
+                break
+        else:
+            pytest.fail(f"{name}: the import finished before the kill in {TRIES} tries "
+                        f"(import takes {took:.1f} s; seed {seed})")
         if (ws / "catalog.sqlite").exists():
             items, rows = _snapshot(ws)
             # all or nothing: a killed transaction never leaves half an import
-            assert (items, rows) in ((0, []), want), name
+            assert (items, rows) in ((0, []), want), (name, seed)
         subprocess.run(_import_cmd(ws, ml1m, ratings), check=True, env=env,
-                       capture_output=True, cwd=REPO)
-        assert _snapshot(ws) == want, name          # complete, and no duplicates
-    print(f"kills survived: {kills} of 2 (import takes {took:.1f} s)")
-    assert kills >= 1, f"both imports finished before a kill could land (import took {took:.1f} s)"
+                       capture_output=True, cwd=REPO, timeout=TIMEOUT)
+        assert _snapshot(ws) == want, (name, seed)          # complete, and no duplicates
+        print(f"{name}: killed on try {attempt + 1} (import takes {took:.1f} s)")
