@@ -7,12 +7,10 @@ though torch takes seconds to import.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -21,87 +19,25 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
                                QMessageBox, QProgressBar, QVBoxLayout, QWidget)
 
 from core import paths
+from gui import window_layout
+from gui.app_support import (_note, _panel, demo_workspace, import_modules,
+                             install_excepthook, is_demo, load_model, model_device, newest_model,
+                             unique_keys)
 from gui.catalog import CatalogPanel
 from gui.inspector import InspectorPanel
+from gui.screenshot import Screenshot, demo_sequence
 from gui.sequence import SequencePanel
 from gui.settings import Settings
 from gui.state import Session
 from gui.workers import run_for
+
+__all__ = ["MainWindow", "main", "demo_sequence", "install_excepthook", "unique_keys", "Screenshot"]
 
 DEMO_MODEL = paths.demo_model_dir()     # the shipped one: in the wheel, or the checkout's
 
 
 # Panels whose modules import pyqtgraph (about 2 s): imported on a worker once the window is up.
 LAZY_PANELS = (("Attention", "attention", "AttentionPanel"), ("Training", "training", "TrainingPanel"))
-
-
-def _note(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setAlignment(Qt.AlignCenter)
-    label.setStyleSheet("color: #9ca3af;")
-    return label
-
-
-def _panel(module: str, cls: str, session, parent):
-    """H4b's live panels; a note in their place only when one is missing or broken in a checkout."""
-    try:
-        mod = importlib.import_module(f"gui.{module}")
-        return getattr(mod, cls)(session, parent)
-    except Exception as e:  # noqa: BLE001 - one broken panel must not stop the app
-        traceback.print_exc()
-        return _note(f"{cls} not available:\n{e}")
-
-
-def import_modules(names: list[str]) -> list[str]:
-    """Worker: import modules so that building their widgets later is quick."""
-    for name in names:
-        importlib.import_module(name)
-    return names
-
-
-def newest_model(ws_path) -> Path | None:
-    """The most recently written checkpoint folder under WS/models (manifest.json inside)."""
-    found = sorted((p.stat().st_mtime, p.parent) for p in Path(ws_path, "models").glob("*/manifest.json"))
-    return found[-1][1] if found else None
-
-
-def is_demo(ws) -> bool:
-    """The demo workspace carries meta "demo" (core.demo writes it when it builds the demo)."""
-    return bool(ws.get_meta("demo", False))
-
-
-def demo_workspace(progress=None) -> Path:
-    """Worker: build (first time) or find the built-in demo workspace."""
-    try:
-        from core.demo import ensure_demo_workspace
-    except ImportError as e:
-        raise RuntimeError("the built-in demo is not available in this installation "
-                           f"({e}); open a workspace with File > Open workspace…") from None
-    return Path(ensure_demo_workspace(progress=progress))
-
-
-def load_model(ckpt, ws_path, device: str = "auto"):
-    """Worker: open the workspace on this thread and load a checkpoint on the chosen device."""
-    from core.recommend import Recommender
-    from core.workspace import Workspace
-    return Recommender.load(Path(ckpt), Workspace.open(ws_path), device=device or "auto")
-
-
-def model_device(rec) -> str:
-    return str(getattr(rec, "device", "cpu"))
-
-
-def unique_keys(*lists) -> list[QKeySequence]:
-    """Each key sequence once, in order. Qt calls a key bound twice to one action
-    'ambiguous' and does nothing (GNOME's platform Redo is Ctrl+Shift+Z itself)."""
-    out, seen = [], set()
-    for keys in lists:
-        for k in keys:
-            if not k.isEmpty() and k.toString() not in seen:
-                seen.add(k.toString())
-                out.append(k)
-    return out
 
 
 class MainWindow(QMainWindow):
@@ -166,6 +102,8 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(False)
         self.model_label = QLabel("model: none")
         self.model_label.setStyleSheet("color: #4b5563; padding: 0 6px;")
+        self._message_timer = QTimer(self, singleShot=True)
+        self._message_timer.timeout.connect(self.clear_message)
         self.statusBar().addWidget(self.message, 1)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.model_label)
@@ -235,11 +173,17 @@ class MainWindow(QMainWindow):
             m.addAction(dock.toggleViewAction())
 
     # ---- messages -----------------------------------------------------------
+    MESSAGE_MS = {"info": 8000, "warning": 20000}     # errors stay until the next message
+
     def show_message(self, level: str, text: str) -> None:
         colour = {"error": "#b91c1c", "warning": "#b45309"}.get(level, "#1f2937")
         self.message.setStyleSheet(f"color: {colour};")
         self.message.setText(text)
         self.message.setToolTip(text)
+        # "checking x.png…" must not read as the state of things minutes later
+        self._message_timer.stop()
+        if level in self.MESSAGE_MS:
+            self._message_timer.start(self.MESSAGE_MS[level])
         if level == "error":
             # non-modal: the window stays usable; one box, updated, never a pile of them
             if self._errors is None:
@@ -248,6 +192,11 @@ class MainWindow(QMainWindow):
             self._errors.setText(text)
             self._errors.show()
 
+    def clear_message(self) -> None:
+        self._message_timer.stop()
+        self.message.clear()
+        self.message.setToolTip("")
+
     def _set_progress(self, stage: str, done: int, total: int) -> None:
         self.progress.setVisible(True)
         self.progress.setRange(0, total if total > 0 else 0)
@@ -255,7 +204,53 @@ class MainWindow(QMainWindow):
         self.progress.setFormat(f"{stage} %p%")
 
     # ---- workspace ------------------------------------------------------------
-    def open_workspace(self, path) -> bool:
+    questionAsked = Signal(object)   # a QMessageBox is about to be shown (tests answer it)
+
+    def ask(self, box: QMessageBox) -> int:
+        """A modal question; the answer (a standard button)."""
+        self.questionAsked.emit(box)
+        return box.exec()
+
+    def may_leave_workspace(self, path) -> bool:
+        """Before another workspace replaces this one: never under a running training run,
+        and never dropping an unsaved sequence without asking."""
+        if self.session.ws_path is None:
+            return True
+        running = getattr(self.training, "state", "idle") != "idle"
+        if running:
+            self.ask(QMessageBox(QMessageBox.Warning, "Training is running",
+                                 f"A training run on {self.session.ws_path.name} is still going. Cancel it in "
+                                 "the Training panel first (it keeps a resumable checkpoint), then open "
+                                 f"{Path(path).name}.", QMessageBox.Ok, self))
+            return False
+        seq = self.session.sequence
+        if not seq or seq == self._saved_sequence():
+            return True
+        box = QMessageBox(QMessageBox.Question, "Keep the sequence?",
+                          f"The sequence of {len(seq)} item{'' if len(seq) == 1 else 's'} belongs to "
+                          f"{self.session.ws_path.name} and is cleared when {Path(path).name} opens.",
+                          QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, self)
+        box.button(QMessageBox.Save).setText("Save it, then switch")
+        box.button(QMessageBox.Discard).setText("Switch without saving")
+        box.setDefaultButton(QMessageBox.Save)
+        answer = self.ask(box)
+        if answer == QMessageBox.Save:
+            name = time.strftime("before switching %Y-%m-%d %H:%M:%S")
+            from core.workspace import Workspace
+            with Workspace.open(self.session.ws_path) as ws:    # one small row
+                ws.save_sequence(name, seq)
+            self.session.info(f"saved the sequence as “{name}” in {self.session.ws_path.name}")
+            return True
+        return answer == QMessageBox.Discard
+
+    def _saved_sequence(self) -> list[str] | None:
+        """The demo's own sequence (nothing is lost when it is the one shown)."""
+        ws = self.session.ws
+        return ws.load_sequence("demo") if ws is not None and "demo" in ws.sequence_names() else None
+
+    def open_workspace(self, path, ask: bool = True) -> bool:
+        if ask and not self.may_leave_workspace(path):
+            return False
         try:
             self.session.open_workspace(path)
         except Exception as e:  # noqa: BLE001 - a bad folder is a message, not a crash
@@ -270,6 +265,11 @@ class MainWindow(QMainWindow):
                 self.load_model(newest_model(path))
 
     def _workspace_changed(self) -> None:
+        # nothing of the previous workspace stays on screen: its error box and message
+        if self._errors is not None:
+            self._errors.hide()
+        self.clear_message()
+        self.progress.setVisible(False)
         ws = self.session.ws
         self.settings.last_workspace = str(self.session.ws_path)
         demo = is_demo(ws)
@@ -363,17 +363,16 @@ class MainWindow(QMainWindow):
         if not self._panels_started:
             self._panels_started = True
             if not self._restored:
-                QTimer.singleShot(0, self, self._default_sizes)
+                QTimer.singleShot(0, self, lambda: window_layout.default_sizes(self))
             mods = [f"gui.{m}" for _, m, _ in LAZY_PANELS]
             run_for(self, import_modules, mods, on_done=lambda _: self._build_lazy_panels(),
                     on_error=lambda exc, tb: self._build_lazy_panels())
 
-    def _default_sizes(self) -> None:
-        """First run: give the catalog the middle and the attention maps some height."""
-        h = self.height()
-        self.resizeDocks([self.docks["Sequence"], self.docks["Inspector"]], [320, 330], Qt.Horizontal)
-        self.resizeDocks([self.docks["Sequence"], self.docks["Recommendations"]], [h // 2, h // 2], Qt.Vertical)
-        self.resizeDocks([self.docks["Attention"]], [int(h * 0.36)], Qt.Vertical)
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        old = event.oldSize().width()
+        if self._panels_started and old > 0:
+            QTimer.singleShot(0, self, lambda: window_layout.give_back_width(self, old))
 
     def _build_lazy_panels(self, k: int = 0) -> None:
         """On the GUI thread (widgets), one panel per event-loop turn, now that the imports are
@@ -400,77 +399,6 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def install_excepthook(window: MainWindow) -> None:
-    """An unexpected error shows in the window (and still goes to stderr), never a silent dead UI."""
-    previous = sys.excepthook
-
-    def hook(etype, value, tb):
-        try:
-            window.session.error(f"Unexpected error: {etype.__name__}: {value} "
-                                 "(details on the console; please report it)")
-        except Exception:  # noqa: BLE001 - the window itself may be gone
-            pass
-        previous(etype, value, tb)
-
-    sys.excepthook = hook
-
-
-def demo_sequence(ws) -> list[str]:
-    """The saved 'demo' sequence, else the first 5 items of the first user with at least 5."""
-    if "demo" in ws.sequence_names():
-        return ws.load_sequence("demo")
-    row = ws.db.execute("SELECT user FROM interactions GROUP BY user HAVING COUNT(*) >= 5 "
-                        "ORDER BY user LIMIT 1").fetchone()
-    if row is None:
-        return [r[0] for r in ws.db.execute("SELECT id FROM items ORDER BY id LIMIT 5")]
-    return [r[0] for r in ws.db.execute(
-        "SELECT item FROM interactions WHERE user=? ORDER BY ts, pos LIMIT 5", (row[0],))]
-
-
-class Screenshot:
-    """--screenshot: show the demo sequence and its recommendations, save a PNG, quit."""
-
-    def __init__(self, window: MainWindow, path: str, timeout_s: float = 90.0):
-        self.window, self.path = window, Path(path)
-        self.done = False
-        window.workspaceOpened.connect(self._opened)
-        recs = window.recommendations
-        if hasattr(recs, "resultsShown"):
-            recs.resultsShown.connect(lambda *_: QTimer.singleShot(800, self.shoot))
-        window.modelLoaded.connect(lambda p: p is None and QTimer.singleShot(500, self.shoot))
-        QTimer.singleShot(int(timeout_s * 1000), self.shoot)
-
-    def _opened(self, _path) -> None:
-        # after Session.open_workspace has finished announcing the (empty) sequence
-        QTimer.singleShot(0, self._show_demo_sequence)
-
-    def _show_demo_sequence(self) -> None:
-        ws = self.window.session.ws
-        seq = demo_sequence(ws)
-        self.window.session.set_sequence(seq)
-        if seq:
-            self.window.session.select(seq[-1])
-        if self.window.session.recommender is None and not self.window.model_loading:
-            QTimer.singleShot(3000, self.shoot)      # no model to wait for
-
-    def _images_pending(self) -> bool:
-        w = self.window
-        caches = [getattr(p, "thumbs", None) for p in (w.catalog, w.sequence, w.recommendations)]
-        return any(c is not None and not c.idle() for c in caches) or w.inspector.image.text() == "loading image…"
-
-    def shoot(self, tries: int = 0) -> None:
-        if self.done:
-            return
-        if tries < 20 and self._images_pending():      # thumbnails still decoding: wait up to 5 s
-            QTimer.singleShot(250, lambda: self.shoot(tries + 1))
-            return
-        self.done = True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        ok = self.window.grab().save(str(self.path))
-        print(f"screenshot {'saved to' if ok else 'FAILED:'} {self.path}", file=sys.stderr)
-        QApplication.instance().exit(0 if ok else 1)
-
-
 def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     parser = argparse.ArgumentParser(prog="msm4sr-studio", description="MSM4SR Studio desktop app")
@@ -481,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timing", action="store_true", help="print launch timings as JSON on stderr")
     args = parser.parse_args(argv)
 
+    from gui.xcb_check import check as xcb_libraries_present
+    if QApplication.instance() is None and not xcb_libraries_present():
+        return 3        # Qt would abort with "could not load the Qt platform plugin xcb"
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("MSM4SR Studio")
     app.setOrganizationName("MSM4SR")

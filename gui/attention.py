@@ -6,6 +6,8 @@ positions (top = oldest item), columns key positions; hovering shows
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
@@ -14,11 +16,26 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 from gui.model_calls import LatestRequest, call_model
 
 ALL, MEAN = -1, -2
-_LABEL_CHARS = 14
+_LABEL_CHARS = 30          # row labels; the hover readout has the whole title
 
 
 def short(title: str, n: int = _LABEL_CHARS) -> str:
     return title if len(title) <= n else title[: n - 1] + "…"
+
+
+def row_labels(titles: list[str], n: int = _LABEL_CHARS) -> list[str]:
+    """Row labels that tell titles apart: where titles share a long start ("Star Wars:
+    Episode "), that start is shortened and the part that differs is shown."""
+    out = []
+    for i, t in enumerate(titles):
+        p = max((len(os.path.commonprefix([t, o])) for j, o in enumerate(titles) if j != i and o != t),
+                default=0)
+        if p > 12:
+            start = t.rfind(" ", 0, p) + 1 or p          # the word where they part
+            head = " ".join(t[:start].split()[:2])[:12]
+            t = f"{head.rstrip(':- ')}…{t[start:]}"
+        out.append(short(t, n))
+    return out
 
 
 class AttentionPanel(QWidget):
@@ -153,7 +170,7 @@ class AttentionPanel(QWidget):
         if len(chosen) <= 4 and self.view.width() >= 2 * self.view.height():
             cols = len(chosen)   # a wide, short dock: one row keeps each map readable
         # rows carry the titles; columns the same positions by number (titles would collide)
-        y_ticks = [(k + 0.5, f"{k + 1}. {short(t)}") for k, t in enumerate(self.titles)]
+        y_ticks = [(k + 0.5, f"{k + 1}. {t}") for k, t in enumerate(row_labels(self.titles))]
         x_ticks = [(k + 0.5, str(k + 1)) for k in range(len(self.titles))]
         many = len(chosen) > 4       # small multiples: labels only on the outer plots
         top = max(max(float(m.max()) for _, m in chosen), 1e-6)   # one scale for all: comparable maps

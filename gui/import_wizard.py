@@ -7,7 +7,6 @@ the last page, and Back lets the user fix the input and try again.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from PySide6.QtCore import Signal
@@ -16,69 +15,10 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
                                QProgressBar, QPushButton, QRadioButton, QSpinBox, QVBoxLayout,
                                QWidget, QWizard, QWizardPage)
 
+from gui.clip_check import ClipWeightsRow
+from gui.import_formats import FORMAT_FIELDS, FORMAT_INFO, KEYWORD_CHOICES, parse_columns, run_import
+from gui.wording import for_the_app
 from gui.workers import run_for
-
-FORMAT_INFO = {
-    "movielens": "MovieLens (movies.dat, ratings.dat or an interactions table, a posters folder)",
-    "tsv": "Tab-separated tables with a header (interactions and/or items)",
-    "csv": "Comma-separated tables with a header (interactions and/or items)",
-    "amazon2018": "Amazon Review Data 2018 (reviews and metadata as JSON lines, .gz allowed)",
-    "recbole": "RecBole atomic files (.inter and .item)",
-}
-# (sources key, label, kind): kind is file, dir, columns or check
-FORMAT_FIELDS = {
-    "movielens": [("movies", "movies.dat", "file"), ("ratings", "ratings.dat / interactions", "file"),
-                  ("posters", "Posters folder", "dir")],
-    "tsv": [("interactions", "Interactions file", "file"), ("items", "Items file", "file"),
-            ("images_root", "Images folder", "dir"), ("columns", "Column names", "columns")],
-    "amazon2018": [("reviews", "Reviews file", "file"), ("meta", "Metadata file", "file"),
-                   ("images", "Images folder", "dir"), ("download", "Download images from their URLs", "check")],
-    "recbole": [("inter", ".inter file", "file"), ("item", ".item file", "file")],
-}
-FORMAT_FIELDS["csv"] = FORMAT_FIELDS["tsv"]
-KEYWORD_CHOICES = (("clip", "CLIP keywords from the images"), ("catalog-tags", "The catalog's own tags"),
-                   ("none", "No image keywords (text only)"))
-
-
-def parse_columns(text: str) -> dict[str, str]:
-    """'user=reviewer, item=asin' -> {'user': 'reviewer', 'item': 'asin'}."""
-    out = {}
-    for part in text.replace(";", ",").split(","):
-        if not part.strip():
-            continue
-        if "=" not in part:
-            raise ValueError(f"column mapping {part.strip()!r} should look like field=header")
-        k, v = part.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
-def run_import(target: str, fmt: str, sources: dict, options: dict, features: bool,
-               keywords_from: str, clip: dict, progress=None) -> dict:
-    """Worker: create the workspace, import, then (optionally) build features."""
-    from core.importers import ImportOptions, import_catalog
-    from core.workspace import Workspace
-    progress = progress or (lambda *a: None)
-    created = not Path(target).exists()
-    ws = Workspace.create(target)
-    try:
-        report = import_catalog(ws, fmt, sources, ImportOptions(**options), progress=progress)
-    except BaseException:
-        ws.close()
-        if created:       # a failed import leaves no half-made workspace behind
-            shutil.rmtree(target, ignore_errors=True)
-        raise
-    out = {"import": report, "features": None, "features_error": None}
-    try:
-        if features:
-            from core.features.build import build_features
-            out["features"] = build_features(ws, keywords_from=keywords_from, progress=progress, **clip)
-    except Exception as e:  # noqa: BLE001 - the catalog is in; features can be built again later
-        out["features_error"] = str(e) or type(e).__name__
-    finally:
-        ws.close()
-    return out
-
 
 class FormatPage(QWizardPage):
     def __init__(self):
@@ -225,6 +165,9 @@ class OptionsPage(QWizardPage):
         for key, text in KEYWORD_CHOICES:
             self.keywords.addItem(text, key)
         self.features.toggled.connect(self.keywords.setEnabled)
+        self.clip = ClipWeightsRow(settings)
+        self.features.toggled.connect(self._clip_shown)
+        self.keywords.currentIndexChanged.connect(self._clip_shown)
         self.target = QLineEdit()
         self.target.textChanged.connect(self.completeChanged)
         browse = QPushButton("Browse…")
@@ -241,8 +184,25 @@ class OptionsPage(QWizardPage):
         form.addRow("", self.skip_bad)
         form.addRow("", self.features)
         form.addRow("Image keywords", self.keywords)
+        form.addRow("CLIP weights", self.clip)
+        self.clip_label = form.labelForField(self.clip)
         form.addRow("Workspace folder", row)
         form.addRow(self.problem)
+
+    def uses_clip(self) -> bool:
+        return self.features.isChecked() and self.keywords.currentData() == "clip"
+
+    def _clip_shown(self, *_) -> None:
+        for w in (self.clip, self.clip_label):
+            w.setVisible(self.uses_clip())
+        if self.uses_clip() and self.clip.ok is None and self.isVisible():
+            self.clip.check()
+
+    def initializePage(self) -> None:
+        # check the CLIP weights now, not at the end of the import
+        self._clip_shown()
+        if self.uses_clip():
+            self.clip.check()
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Workspace folder", self.target.text())
@@ -319,11 +279,12 @@ class ImportWizard(QWizard):
 
     def _clip(self) -> dict:
         s = self.settings
+        weights = self.options_page.clip.weights()
         if s is None:
-            return {}
+            return {"clip_pretrained": None, "clip_weights": weights} if weights else {}
         clip = {"clip_model": s.clip_model}
-        if s.clip_weights:
-            clip.update(clip_pretrained=None, clip_weights=s.clip_weights)
+        if weights:
+            clip.update(clip_pretrained=None, clip_weights=weights)
         else:
             clip["clip_pretrained"] = s.clip_tag
         if s.device not in ("", "auto"):
@@ -373,10 +334,10 @@ class ImportWizard(QWizard):
                          f"{feats.image_items:,} with image keywords"
                          f"{f' ({feats.image_source})' if feats.image_source else ''}.")
             if feats.clip_message:
-                lines.append(f"Image keywords: {feats.clip_message}")
+                lines.append(f"Image keywords: {for_the_app(feats.clip_message)}")
         if result.get("features_error"):
-            lines.append(f"The catalog was imported, but building its features failed: "
-                         f"{result['features_error']}. Build them later with `msm4sr features`.")
+            lines.append(for_the_app(f"The catalog was imported, but building its features failed: "
+                                     f"{result['features_error']}. Build them later with `msm4sr features`."))
         lines.append("Press Finish to open the workspace.")
         page.log.appendPlainText("\n".join(lines))
         self.button(QWizard.BackButton).setEnabled(True)
@@ -385,7 +346,7 @@ class ImportWizard(QWizard):
 
     def _failed(self, exc: BaseException, tb: str) -> None:
         page = self.run_page
-        page.running, page.error = False, str(exc) or type(exc).__name__
+        page.running, page.error = False, for_the_app(str(exc) or type(exc).__name__)
         page.bar.setRange(0, 1)
         page.bar.setValue(0)
         page.stage.setText("<b style='color:#b91c1c'>The import failed.</b>")

@@ -103,6 +103,8 @@ class InspectorPanel(QScrollArea):
         self.session = session
         self.settings = settings
         self.item_id: str | None = None
+        from gui.window_layout import SIDE_MIN
+        self.setMinimumWidth(SIDE_MIN)     # never squeezed to a sliver on a small window
         self._ranks: dict | None = None
         self._ranks_for = None
         self._ranks_loading = False

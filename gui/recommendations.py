@@ -49,7 +49,7 @@ class RecommendationsPanel(QWidget):
 
         self.k_spin = QSpinBox(minimum=1, maximum=100, value=10, prefix="top ")
         self.k_spin.setToolTip("How many recommendations to show")
-        self.hide_seen = QCheckBox("Hide items already in the sequence")
+        self.hide_seen = QCheckBox("Hide items in the sequence")
         self.hide_seen.setChecked(True)
         self.status = QLabel(wordWrap=True)
         self.status.setStyleSheet("color: palette(mid); padding: 6px;")

@@ -7,80 +7,26 @@ all the other panels stay in step.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QImage, QKeySequence, QPixmap, QUndoCommand, QUndoStack
-from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QInputDialog, QLabel, QLineEdit,
-                               QListView, QPlainTextEdit, QPushButton, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtGui import QImage, QKeySequence, QUndoCommand, QUndoStack
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QInputDialog, QLabel, QListView,
+                               QMessageBox, QToolButton, QVBoxLayout, QWidget)
 
 from gui.catalog import MIME_ITEMS, decode_ids, encode_ids
-from gui.thumbnails import ThumbnailCache, decode_image
+from gui.new_item import (NewItemDialog, check_dropped_image, compute_item_features, create_item,
+                          delete_new_items, forget_new_items, plain)
+from gui.thumbnails import ThumbnailCache
 from gui.workers import run_for
+
+__all__ = ["MIME_ROWS", "NewItemDialog", "SequencePanel"]
 
 MIME_ROWS = "application/x-msm4sr-sequence-rows"   # an internal move: {"owner": ..., "rows": [...]}
 MIME_URIS = "text/uri-list"
 MAX_DROPPED_FILES = 20
-
-
-# ---- work done on workers -------------------------------------------------------------
-def check_image(path: str) -> QImage:
-    """Validate an image fully (core's safe loader) and return a preview. Raises with a plain message."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"{p.name}: not a file")
-    try:
-        from core.features.images import load_image
-    except ImportError:      # core not there yet: Pillow's own check
-        load_image = None
-    if load_image is not None:
-        load_image(p)
-    else:
-        from PIL import Image
-        try:
-            with Image.open(p) as im:
-                im.verify()
-            with Image.open(p) as im:
-                im.load()
-        except Exception as e:  # noqa: BLE001 - any decoder failure means "not a usable image"
-            raise ValueError(f"{p.name}: not a readable image ({e})") from None
-    return decode_image(str(p), 240, 240)
-
-
-def create_item(ws_path, title: str, text: str, image: str | None):
-    """Copy the image into the workspace (the original may move) and add the item."""
-    from core.workspace import Workspace
-    rel = None
-    if image:
-        src = Path(image)
-        digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
-        dest_dir = Path(ws_path) / "images" / "new"
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        dest = dest_dir / f"{digest}{src.suffix.lower()}"
-        if not dest.exists():
-            shutil.copyfile(src, dest)
-        rel = str(dest.relative_to(ws_path))
-    with Workspace.open(ws_path) as ws:
-        return ws.add_new_item(title.strip(), text.strip(), image=rel)
-
-
-def compute_item_features(ws_path, item_ids: list[str], progress=None) -> str:
-    """Features and keywords for new items; a plain note when the workspace has none to extend."""
-    from core.workspace import Workspace
-    from core.features import build
-    from core.features import store
-    with Workspace.open(ws_path) as ws:
-        if not store.path_for(ws.features_dir, "text").is_file():
-            return "no features built in this workspace yet; the new item gets them with the next build"
-        kw = {"progress": progress} if progress is not None else {}
-        build.add_items(ws, item_ids, **kw)
-    return ""
 
 
 def save_named(ws_path, name: str, ids: list[str]) -> str:
@@ -190,96 +136,11 @@ class SequenceView(QListView):
             event.setDropAction(Qt.CopyAction)
 
 
-# ---- the new-item dialog ------------------------------------------------------------------
-class NewItemDialog(QDialog):
-    """Title, text and an optional image (validated on a worker before OK is possible)."""
-
-    def __init__(self, parent=None, image: str | None = None, preview: QImage | None = None):
-        super().__init__(parent)
-        self.setWindowTitle("New item")
-        self.image_path: str | None = None
-        self.preview = QLabel("no image")
-        self.preview.setAlignment(Qt.AlignCenter)
-        self.preview.setFixedSize(QSize(240, 240))
-        self.preview.setStyleSheet("QLabel { background: #eef0f3; border: 1px solid #c8ccd2; }")
-        self.image_note = QLabel("")
-        self.image_note.setWordWrap(True)
-        self.choose = QPushButton("Choose image…")
-        self.choose.clicked.connect(self._choose)
-        self.title = QLineEdit(placeholderText="Title (required)")
-        self.text = QPlainTextEdit(placeholderText="Description (optional): what the item is, its features…")
-        self.text.setMinimumHeight(90)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-        form = QFormLayout()
-        form.addRow("Title", self.title)
-        form.addRow("Text", self.text)
-        left = QVBoxLayout()
-        left.addWidget(self.preview)
-        left.addWidget(self.choose)
-        left.addWidget(self.image_note)
-        left.addStretch(1)
-        right = QVBoxLayout()
-        right.addLayout(form)
-        right.addWidget(self.buttons)
-        lay = QHBoxLayout(self)
-        lay.addLayout(left)
-        lay.addLayout(right, 1)
-        self._checking = False
-        self.title.textChanged.connect(self._update_ok)
-        if image:
-            self.title.setText(Path(image).stem.replace("_", " ").replace("-", " ").strip().capitalize())
-            if preview is not None:
-                self._set_image(image, preview)
-            else:
-                self.set_image_file(image)
-        self._update_ok()
-
-    def _update_ok(self) -> None:
-        ok = bool(self.title.text().strip()) and not self._checking
-        self.buttons.button(QDialogButtonBox.Ok).setEnabled(ok)
-
-    def _choose(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose an image", "",
-                                              "Images (*.jpg *.jpeg *.png *.webp *.gif *.bmp)")
-        if path:
-            self.set_image_file(path)
-
-    def set_image_file(self, path: str) -> None:
-        self._checking = True
-        self._update_ok()
-        self.image_note.setText("checking the image…")
-        run_for(self, check_image, path, on_done=lambda img: self._set_image(path, img),
-                 on_error=lambda exc, tb: self._bad_image(path, exc))
-
-    def _set_image(self, path: str, image: QImage) -> None:
-        self._checking = False
-        self.image_path = path
-        self.preview.setPixmap(QPixmap.fromImage(image))
-        self.image_note.setText(Path(path).name)
-        self._update_ok()
-
-    def _bad_image(self, path: str, exc: BaseException) -> None:
-        self._checking = False
-        self.image_path = None
-        self.preview.setText("no image")
-        self.image_note.setText(f"<span style='color:#c0392b'>{Path(path).name} cannot be used: "
-                                f"{_plain(exc)}</span>")
-        self._update_ok()
-
-    def values(self) -> tuple[str, str, str | None]:
-        return self.title.text().strip(), self.text.toPlainText().strip(), self.image_path
-
-
-def _plain(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
-
-
 # ---- the panel --------------------------------------------------------------------------
 class SequencePanel(QWidget):
-    dialogOpened = Signal(object)      # a NewItemDialog was shown (tests accept it programmatically)
+    dialogOpened = Signal(object)      # a NewItemDialog or a question was shown (tests answer it)
     itemCreated = Signal(str)          # a new item's id, once it is in the workspace and the sequence
+    itemsDeleted = Signal(list)        # new items deleted from the workspace
 
     def __init__(self, session, parent=None, thumbs: ThumbnailCache | None = None):
         super().__init__(parent)
@@ -312,12 +173,15 @@ class SequencePanel(QWidget):
         self.status = QLabel("")
         self.status.setStyleSheet("color: #6b7280;")
         # two short rows of buttons keep the dock narrow
+        self.buttons: dict[str, QToolButton] = {}
         buttons = QVBoxLayout()
         buttons.setSpacing(2)
         for group in ((("New item…", self.new_item_dialog, "Add a brand-new item (Ctrl+N)"),
-                       ("Remove", self.remove_selected, "Remove the selected items (Delete)"),
-                       ("Clear", self.clear, "Remove every item")),
-                      (("Save…", self.save_dialog, "Save this sequence in the workspace (Ctrl+S)"),
+                       ("Remove", self.remove_selected, "Remove the selected items from the sequence (Delete)"),
+                       ("Clear", self.clear, "Remove every item from the sequence")),
+                      (("Delete item…", self.delete_selected_new_items,
+                        "Delete the selected items you added (★ NEW) from the workspace"),
+                       ("Save…", self.save_dialog, "Save this sequence in the workspace (Ctrl+S)"),
                        ("Load…", self.load_dialog, "Load a saved sequence"))):
             row = QHBoxLayout()
             row.setSpacing(2)
@@ -327,6 +191,7 @@ class SequencePanel(QWidget):
                 b.setToolTip(tip)
                 b.clicked.connect(slot)
                 row.addWidget(b)
+                self.buttons[text] = b
             row.addStretch(1)
             buttons.addLayout(row)
         lay = QVBoxLayout(self)
@@ -336,6 +201,7 @@ class SequencePanel(QWidget):
         lay.addWidget(self.status)
         lay.addLayout(buttons)
 
+        self.view.selectionModel().selectionChanged.connect(self._update_delete)
         self.thumbs.ready.connect(lambda _p: self.view.viewport().update())
         session.sequenceChanged.connect(self._sequence_changed)
         session.workspaceChanged.connect(self._workspace_changed)
@@ -375,6 +241,7 @@ class SequencePanel(QWidget):
         for r in selected:
             if r < len(ids):
                 sel.select(self.model.index(r), sel.SelectionFlag.Select)
+        self._update_delete()
 
     @property
     def ids(self) -> list[str]:
@@ -482,12 +349,13 @@ class SequencePanel(QWidget):
         return bool(files)
 
     def add_image_file(self, path: str, row: int | None = None) -> None:
-        """Validate on a worker; a good image opens the new-item dialog, a bad one a message."""
+        """Validate on a worker and look for the same image in the catalog; a good image opens
+        the new-item dialog (which names an item that already has it), a bad one a message."""
         self.session.info(f"checking {Path(path).name}…")
-        run_for(self, check_image, path,
-                 on_done=lambda img: self._open_dialog(path, img, row),
-                 on_error=lambda exc, tb: self.session.error(
-                     f"{Path(path).name} cannot be added: {_plain(exc)}"))
+        run_for(self, check_dropped_image, self.session.ws_path, path,
+                on_done=lambda got: self._open_dialog(path, got[0], row, got[1]),
+                on_error=lambda exc, tb: self.session.error(
+                    f"{Path(path).name} cannot be added: {plain(exc)}"))
 
     # ---- new items --------------------------------------------------------
     def new_item_dialog(self) -> None:
@@ -496,10 +364,17 @@ class SequencePanel(QWidget):
             return
         self._open_dialog(None, None, None)
 
-    def _open_dialog(self, path: str | None, preview: QImage | None, row: int | None) -> None:
-        dlg = NewItemDialog(self, image=path, preview=preview)
+    def _open_dialog(self, path: str | None, preview: QImage | None, row: int | None,
+                     duplicates=None) -> None:
+        dlg = NewItemDialog(self, image=path, preview=preview, duplicates=duplicates)
         dlg.setAttribute(Qt.WA_DeleteOnClose)
         dlg.accepted.connect(lambda d=dlg: self._create(*d.values(), row=row))
+        dlg.useExisting.connect(lambda iid: self.insert([iid], row))
+        if duplicates:
+            self.session.warn(f"{Path(path).name} is already in the catalog as {duplicates[0][0]} "
+                              f"“{duplicates[0][1]}”")
+        else:
+            self.session.info(f"{Path(path).name}: a new item" if path else "new item")
         self.dialog = dlg
         dlg.destroyed.connect(lambda *_: setattr(self, "dialog", None) if self.dialog is dlg else None)
         dlg.open()
@@ -511,7 +386,7 @@ class SequencePanel(QWidget):
         self.session.info(f"adding “{title}”…")
         run_for(self, create_item, ws_path, title, text, image,
                  on_done=lambda item: self._created(ws_path, item, row),
-                 on_error=lambda exc, tb: self._failed(f"could not add “{title}”: {_plain(exc)}"))
+                 on_error=lambda exc, tb: self._failed(f"could not add “{title}”: {plain(exc)}"))
 
     def _created(self, ws_path, item, row: int | None) -> None:
         self._busy -= 1
@@ -526,7 +401,7 @@ class SequencePanel(QWidget):
         run_for(self, compute_item_features, ws_path, [item.id],
                  on_done=lambda note: self._features_done(item, note),
                  on_error=lambda exc, tb: self._failed(
-                     f"{item.id}: features not computed ({_plain(exc)}); "
+                     f"{item.id}: features not computed ({plain(exc)}); "
                      "the item is in the sequence and gets them with the next feature build"))
 
     def _features_done(self, item, note: str) -> None:
@@ -539,6 +414,58 @@ class SequencePanel(QWidget):
         self._busy -= 1
         self.session.error(text)
 
+    def selected_new_items(self) -> list[str]:
+        rows = self.selected_rows() or ([self.view.currentIndex().row()] if self.view.currentIndex().isValid() else [])
+        ids = self.ids
+        return list(dict.fromkeys(ids[r] for r in rows if r < len(ids) and self.info(ids[r])["is_new"]))
+
+    def _update_delete(self, *_) -> None:
+        self.buttons["Delete item…"].setEnabled(bool(self.selected_new_items()))
+
+    def delete_selected_new_items(self) -> None:
+        """Ask, then delete the selected items the user added from the workspace (so they go
+        into no later training run) and from the sequence."""
+        ids = self.selected_new_items()
+        if not ids:
+            self.session.info("select an item you added (marked ★ NEW) to delete it; "
+                              "catalog items can only be removed from the sequence")
+            return
+        names = ", ".join(f"“{self.info(i)['title']}”" for i in ids[:3]) + (" …" if len(ids) > 3 else "")
+        box = QMessageBox(QMessageBox.Question, "Delete new items",
+                          f"Delete {names} from the workspace? {'It' if len(ids) == 1 else 'They'} "
+                          "will be gone from the catalog, this sequence and saved sequences, and "
+                          "from later training runs.", QMessageBox.Yes | QMessageBox.Cancel, self)
+        box.setDefaultButton(QMessageBox.Cancel)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.finished.connect(lambda r: r == QMessageBox.Yes and self.delete_new_items(ids))
+        box.open()
+        self.dialogOpened.emit(box)
+
+    def delete_new_items(self, ids: list[str]) -> None:
+        ws_path, rec = self.session.ws_path, self.session.recommender
+        self._busy += 1
+
+        def work():
+            gone = delete_new_items(ws_path, ids)
+            if rec is not None:
+                forget_new_items(rec, gone)
+            return gone
+        run_for(self, work, on_done=lambda gone: self._deleted(ws_path, gone),
+                on_error=lambda exc, tb: self._failed(f"could not delete: {plain(exc)}"))
+
+    def _deleted(self, ws_path, gone: list[str]) -> None:
+        self._busy -= 1
+        if ws_path != self.session.ws_path:
+            return
+        for i in gone:
+            self._info.pop(i, None)
+        # the items no longer exist: the edit is not undoable, and neither is any older one
+        self.session.set_sequence([x for x in self.ids if x not in set(gone)])
+        self.undo_stack.clear()
+        self.session.itemsChanged.emit()
+        self.session.info(f"deleted {len(gone)} new item{'' if len(gone) == 1 else 's'} from the workspace")
+        self.itemsDeleted.emit(gone)
+
     def busy(self) -> bool:
         return self._busy > 0
 
@@ -549,7 +476,7 @@ class SequencePanel(QWidget):
             return
         run_for(self, save_named, self.session.ws_path, name.strip(), self.ids,
                  on_done=lambda n: self.session.info(f"saved sequence “{n}”"),
-                 on_error=lambda exc, tb: self.session.error(f"could not save: {_plain(exc)}"))
+                 on_error=lambda exc, tb: self.session.error(f"could not save: {plain(exc)}"))
 
     def load_named(self, name: str) -> None:
         try:

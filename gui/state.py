@@ -11,7 +11,7 @@ class Session(QObject):
     sequenceChanged = Signal(list)       # the sequence being built: item ids, oldest first
     selectionChanged = Signal(str)       # the item being inspected
     modelChanged = Signal()              # self.recommender was replaced (may be None)
-    itemsChanged = Signal()              # items were added (new cold-start items)
+    itemsChanged = Signal()              # items were added or deleted (new cold-start items)
     message = Signal(str, str)           # level ('info'|'warning'|'error'), text for the user
 
     def __init__(self, parent=None):

@@ -8,7 +8,6 @@ resumable checkpoint before it exits.
 """
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import signal
@@ -17,29 +16,24 @@ import time
 from collections import deque
 from pathlib import Path
 
-import pyqtgraph as pg
-from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, Signal
+from PySide6.QtCore import QProcess, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar,
                                QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from gui.model_calls import load_recommender
 from gui.training_form import TrainingForm
+from gui.training_plots import TrainingPlots
+from gui.training_runs import (child_environment, fmt_seconds, html, latest_run, parse_lines,
+                               peak_memory_mb, resume_check, run_history, summary)
+
+__all__ = ["TrainingPanel", "latest_run", "summary", "fmt_seconds"]
+from gui.wording import for_the_app
 from gui.workers import run_task
 
 REPO = Path(__file__).resolve().parents[1]
 
 STDERR_LINES = 40
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-
-
-def fmt_seconds(s) -> str:
-    if s is None:
-        return "?"
-    s = int(max(0, s))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 class TrainingPanel(QWidget):
@@ -61,17 +55,16 @@ class TrainingPanel(QWidget):
         self.checkpoint: str | None = None      # from the last done/cancelled/checkpoint event
         self.outcome: str | None = None
         self.error_text: str | None = None
+        self.peak_mb = 0.0
         self._buf = b""
         self._stderr: deque[str] = deque(maxlen=STDERR_LINES)
-        self._loss: dict[str, tuple[list, list]] = {}   # curve name -> (xs, ys)
-        self._metric: dict[str, tuple[list, list]] = {}
-        self._curves: dict[str, pg.PlotDataItem] = {}
-        self._drawn: dict[str, int] = {}                # curve -> points drawn
-        self._steps: dict[str, int] = {}                # steps seen (plot x)
-        self._epochs_seen = 0
-        self._dirty = False
         self._kill_timer = QTimer(self, singleShot=True, interval=60_000)
         self._kill_timer.timeout.connect(self._kill)
+        self._stop_tick = QTimer(self, interval=1000)   # the "Stopping… N s" count
+        self._stop_tick.timeout.connect(self._show_stopping)
+        self._step_s: float | None = None               # seconds between the last step events
+        self._last_step: tuple[float, int] | None = None
+        self._kill_now = False
         self._plot_timer = QTimer(self, interval=150)   # redraw at most ~7 times a second
         self._plot_timer.timeout.connect(self._redraw)
         self._build_ui()
@@ -106,20 +99,9 @@ class TrainingPanel(QWidget):
         self.command_line.setFont(QFont("monospace"))
         self.command_line.setToolTip("The same run from a terminal")
 
-        pg.setConfigOptions(antialias=True)
-        self.loss_plot = pg.PlotWidget(title="Loss per step")
-        self.loss_plot.setBackground("w")
-        self.loss_plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 200), labelTextColor="#333")
-        self.loss_plot.setLabel("bottom", "step")
-        self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.metric_plot = pg.PlotWidget(title="Validation per epoch")
-        self.metric_plot.setBackground("w")
-        self.metric_plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 200), labelTextColor="#333")
-        self.metric_plot.setLabel("bottom", "epoch")
-        self.metric_plot.showGrid(x=True, y=True, alpha=0.2)
-        plots = QSplitter(Qt.Orientation.Horizontal)
-        plots.addWidget(self.loss_plot)
-        plots.addWidget(self.metric_plot)
+        self.plots = plots = TrainingPlots()
+        self.loss_plot, self.metric_plot = plots.loss_plot, plots.metric_plot
+        self._loss, self._metric = plots.loss_data, plots.metric_data     # curve name -> (xs, ys)
 
         self.log = QPlainTextEdit(readOnly=True, maximumBlockCount=500)
         self.log.setFont(QFont("monospace"))
@@ -155,16 +137,25 @@ class TrainingPanel(QWidget):
         if self.session.ws_path is None:
             self.session.warn("Open a workspace before training.")
             return False
-        self._reset_run()
         args = ["-m", self.cli_module] + self.arguments()
+        resumed = None
+        if "--resume" in args:
+            run = args[args.index("--run") + 1] if "--run" in args else None
+            problem, note = resume_check(self.session.ws_path, run, args)
+            if problem:
+                self.status.setText(f"<b style='color:#c00'>Cannot resume:</b> {html(problem)}")
+                self.session.warn(f"Cannot resume: {problem}")
+                return False
+            resumed = run
+        self._reset_run()
+        if resumed:
+            # the curves go on from the run's completed epochs instead of restarting at 1
+            self.plots.add_history(run_history(Path(self.session.ws_path) / "runs" / resumed))
+            self.plots.redraw()
         self.command_line.setText("msm4sr " + shlex.join(args[2:]))
         self.command_line.setCursorPosition(0)
         proc = QProcess(self)
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")   # one JSON line as soon as it is printed
-        path = env.value("PYTHONPATH", "")
-        env.insert("PYTHONPATH", str(REPO) + (os.pathsep + path if path else ""))
-        proc.setProcessEnvironment(env)
+        proc.setProcessEnvironment(child_environment(REPO))
         proc.setWorkingDirectory(str(REPO))
         proc.readyReadStandardOutput.connect(self._read_stdout)
         proc.readyReadStandardError.connect(self._read_stderr)
@@ -172,7 +163,7 @@ class TrainingPanel(QWidget):
         proc.errorOccurred.connect(self._proc_error)
         self.proc = proc
         self._set_state(self.RUNNING)
-        self.status.setText("Starting…")
+        self.status.setText(f"Resuming run {resumed}{note}…" if resumed else "Starting…")
         self.progress.setFormat("starting…")
         self._t_start = time.monotonic()
         proc.start(sys.executable, args)
@@ -196,13 +187,24 @@ class TrainingPanel(QWidget):
             self.status.setText("Running…")
 
     def cancel(self) -> None:
-        """SIGTERM: the trainer saves a resumable checkpoint and exits."""
-        if self.proc is None or self.state not in (self.RUNNING, self.PAUSED):
+        """SIGTERM: the trainer stops after its current step, keeps the resumable state of the
+        last completed epoch, and exits. A second press while it stops kills it at once (that
+        state is already on disk)."""
+        if self.proc is None:
+            return
+        if self.state == self.STOPPING:
+            self._stderr.append("stopped at once (Stop now); the last completed epoch's state is kept")
+            self._kill_now = True
+            self.proc.kill()
+            return
+        if self.state not in (self.RUNNING, self.PAUSED):
             return
         pid = int(self.proc.processId())
         was_paused = self.state == self.PAUSED
         self._set_state(self.STOPPING)
-        self.status.setText("Stopping: saving a resumable checkpoint…")
+        self._t_stop = time.monotonic()
+        self._stop_tick.start()
+        self._show_stopping()
         self.proc.terminate()
         if was_paused and pid > 0:
             os.kill(pid, signal.SIGCONT)      # a stopped process cannot handle SIGTERM
@@ -215,6 +217,13 @@ class TrainingPanel(QWidget):
             if not self.proc.waitForFinished(wait_ms):
                 self.proc.kill()
                 self.proc.waitForFinished(1000)
+
+    def _show_stopping(self) -> None:
+        waited = int(time.monotonic() - getattr(self, "_t_stop", time.monotonic()))
+        step = f" (a step takes about {self._step_s:.0f} s)" if self._step_s and self._step_s >= 1 else ""
+        self.status.setText(f"Stopping after the current step{step}, then keeping a resumable checkpoint… "
+                            f"{waited} s. Press “Stop now” to end it at once.")
+        self.progress.setFormat("stopping…")
 
     def _kill(self) -> None:
         if self.proc is not None and self.state == self.STOPPING:
@@ -235,17 +244,11 @@ class TrainingPanel(QWidget):
     def _read_stdout_now(self) -> None:
         self._buf += bytes(self.proc.readAllStandardOutput())
         *lines, self._buf = self._buf.split(b"\n")   # keep a partial last line for later
-        for raw in lines:
-            line = raw.decode("utf-8", "replace").strip()
-            if not line:
-                continue
-            try:
-                ev = json.loads(line)
-            except json.JSONDecodeError:
-                self.log.appendPlainText(line)       # plain output: shown, not parsed
-                continue
+        for ev in parse_lines(lines):
             if isinstance(ev, dict):
                 self._event(ev)
+            else:
+                self.log.appendPlainText(ev)         # plain output: shown, not parsed
 
     def _read_stderr(self) -> None:
         text = bytes(self.proc.readAllStandardError()).decode("utf-8", "replace")
@@ -258,17 +261,17 @@ class TrainingPanel(QWidget):
         kind = ev.get("event")
         if kind == "step":
             stage = str(ev.get("stage", ""))
-            n = self._steps["all"] = self._steps.get("all", 0) + 1   # one x axis across stages
-            losses = dict(ev.get("losses") or {})
-            if not losses and ev.get("loss") is not None:
-                losses = {"loss": ev["loss"]}
-            for name, v in losses.items():
-                if v is not None:
-                    xs, ys = self._loss.setdefault(f"{stage} {name}", ([], []))
-                    xs.append(n)
-                    ys.append(float(v))
-            self._dirty = True
+            self.plots.add_step(ev)
             step, steps = ev.get("step"), ev.get("steps")
+            now = time.monotonic()
+            if self._last_step is not None and step and step > self._last_step[1]:
+                self._step_s = (now - self._last_step[0]) / (step - self._last_step[1])
+            self._last_step = (now, int(step or 0))
+            if self.proc is not None:
+                peak = peak_memory_mb(self.proc.processId())
+                self.peak_mb = max(self.peak_mb, peak or 0.0)
+            if self.state == self.STOPPING:      # the run is ending: keep saying so
+                return
             if steps:
                 self.progress.setValue(int(1000 * min(1.0, float(step) / float(steps))))
                 self.progress.setFormat(f"{stage} epoch {ev.get('epoch')} · step {step}/{steps}")
@@ -277,16 +280,12 @@ class TrainingPanel(QWidget):
                 f"{'Paused' if self.state == self.PAUSED else 'Running'}: {stage}, epoch {ev.get('epoch')}, "
                 f"loss {float(ev.get('loss', float('nan'))):.4f}"
                 + (f", {rate:.0f} items/s" if rate else "")
+                + (f", memory {self.peak_mb / 1024:.1f} GB" if self.peak_mb else "")
                 + f", ETA {fmt_seconds(ev.get('eta_s'))}")
         elif kind == "epoch":
             stage = str(ev.get("stage", ""))
-            for name, v in (ev.get("valid") or {}).items():
-                if v is not None:
-                    xs, ys = self._metric.setdefault(f"{stage} {name}", ([], []))
-                    xs.append(self._epochs_seen + 1)
-                    ys.append(float(v))
-            self._epochs_seen += 1
-            self._dirty = True
+            self.plots.add_epoch(ev)
+            self._last_step = None
             valid = ", ".join(f"{k} {v:.4f}" for k, v in (ev.get("valid") or {}).items() if v is not None)
             self.log.appendPlainText(f"{stage} epoch {ev.get('epoch')}: {valid or 'no validation'}"
                                      f" ({fmt_seconds(ev.get('seconds'))})")
@@ -303,33 +302,18 @@ class TrainingPanel(QWidget):
             self.log.appendPlainText(f"cancelled: resumable state in {self._rel(self.checkpoint)}")
         elif kind == "error":
             self.outcome = "error"
-            self.error_text = str(ev.get("message", "unknown error"))
+            self.error_text = for_the_app(str(ev.get("message", "unknown error")))
         elif kind == "start":
             self.last_run = ev.get("run") or self.last_run
-            self.status.setText("Running…")
+            if self.state != self.STOPPING:
+                self.status.setText("Running…")
             self.log.appendPlainText("started" + (f": run {ev['run']}" if ev.get("run") else ""))
 
     def _redraw(self) -> None:
         self._timed(self._redraw_now)
 
     def _redraw_now(self) -> None:
-        if not self._dirty:
-            return
-        self._dirty = False
-        for store, plot, prefix in ((self._loss, self.loss_plot, "loss:"),
-                                    (self._metric, self.metric_plot, "metric:")):
-            for name, (xs, ys) in store.items():
-                key = prefix + name
-                curve = self._curves.get(key)
-                if curve is None:
-                    color = COLORS[len([k for k in self._curves if k.startswith(prefix)]) % len(COLORS)]
-                    sym = "o" if prefix == "metric:" else None
-                    curve = plot.plot([], [], name=name, pen=pg.mkPen(color, width=1.5),
-                                      symbol=sym, symbolSize=6, symbolBrush=color)
-                    self._curves[key] = curve
-                if self._drawn.get(key) != len(xs):     # only curves that grew
-                    self._drawn[key] = len(xs)
-                    curve.setData(xs, ys)
+        self.plots.redraw()
 
     def _proc_error(self, err) -> None:
         if err == QProcess.ProcessError.FailedToStart:
@@ -346,8 +330,8 @@ class TrainingPanel(QWidget):
         if self.outcome == "done" and code == 0:
             self._end("done")
         elif self.outcome == "cancelled" or (self.state == self.STOPPING and self.outcome != "error"
-                                             and not crashed and code == 0):
-            self._end("cancelled")
+                                             and (self._kill_now or (not crashed and code == 0))):
+            self._end("cancelled")      # killed by Stop now: the last completed epoch's state stays
         else:
             if not self.error_text:
                 last = self._stderr[-1] if self._stderr else ""
@@ -360,15 +344,17 @@ class TrainingPanel(QWidget):
         if self.state == self.IDLE:
             return
         self._kill_timer.stop()
+        self._stop_tick.stop()
         self._plot_timer.stop()
-        self._dirty = True
+        self.plots.dirty = True
         self._redraw()
         self.outcome = outcome
         took = fmt_seconds(time.monotonic() - getattr(self, "_t_start", time.monotonic()))
         if outcome == "done":
             self.progress.setValue(1000)
             self.progress.setFormat("done")
-            self.status.setText(f"Finished in {took}: {summary(self.final_metrics)}. "
+            mem = f" Peak memory {self.peak_mb / 1024:.1f} GB." if self.peak_mb else ""
+            self.status.setText(f"Finished in {took}: {summary(self.final_metrics)}.{mem} "
                                 f"New model: {self._rel(self.checkpoint)}")
             self.load_btn.setVisible(bool(self.checkpoint))
             self.session.info("Training finished. Use “Load new model” in the Training panel to use it.")
@@ -383,7 +369,7 @@ class TrainingPanel(QWidget):
         else:
             tail = "\n".join(self._stderr)
             self.progress.setFormat("failed")
-            self.status.setText(f"<b style='color:#c00'>Training failed:</b> {_html(self.error_text)}")
+            self.status.setText(f"<b style='color:#c00'>Training failed:</b> {html(self.error_text)}")
             if tail:
                 self.log.appendPlainText("--- stderr (last lines) ---\n" + tail)
             self.session.error(f"Training failed: {self.error_text}")
@@ -404,15 +390,10 @@ class TrainingPanel(QWidget):
         self.final_metrics: dict = {}
         self._buf = b""
         self._stderr.clear()
-        self._loss.clear()
-        self._metric.clear()
-        self._steps.clear()
-        self._epochs_seen = 0
         self.max_handler_ms = 0.0
-        self._curves.clear()
-        self._drawn.clear()
-        self.loss_plot.clear()
-        self.metric_plot.clear()
+        self._step_s, self._last_step, self._kill_now = None, None, False
+        self.peak_mb = 0.0                      # the training process's peak resident memory
+        self.plots.clear()
         self.log.clear()
         self.progress.setValue(0)
         self.load_btn.hide()
@@ -422,7 +403,16 @@ class TrainingPanel(QWidget):
         self._update_buttons()
 
     def _workspace_changed(self) -> None:
+        """Nothing of another workspace's run stays: its plots, errors, command line, result
+        ("Load new model" would be refused for the other items) and "Resume last run"."""
+        if self.state != self.IDLE:      # the window refuses to switch while a run is going
+            return
         self.last_run = None
+        self._reset_run()
+        self.command_line.clear()
+        self.progress.setFormat("idle")
+        self.status.setText("Idle.")
+        self.form.workspace_changed()
         self._update_buttons()
 
     def _update_buttons(self, *_) -> None:
@@ -430,7 +420,12 @@ class TrainingPanel(QWidget):
         self.start_btn.setEnabled(idle and self.session.ws_path is not None)
         self.pause_btn.setEnabled(self.state in (self.RUNNING, self.PAUSED))
         self.pause_btn.setText("Resume" if self.state == self.PAUSED else "Pause")
-        self.cancel_btn.setEnabled(self.state in (self.RUNNING, self.PAUSED))
+        # while it stops, Cancel becomes "Stop now": the user is never left with no control
+        self.cancel_btn.setEnabled(self.state in (self.RUNNING, self.PAUSED, self.STOPPING))
+        self.cancel_btn.setText("Stop now" if self.state == self.STOPPING else "Cancel")
+        self.cancel_btn.setToolTip("End the process at once; the last completed epoch's state is kept"
+                                   if self.state == self.STOPPING else
+                                   "Stop after the current step, keeping a resumable checkpoint")
         if idle and self.session.ws_path is None:
             self.status.setText("Open a workspace to train a model on it.")
 
@@ -452,36 +447,7 @@ class TrainingPanel(QWidget):
 
         def failed(exc, tb):
             self.load_btn.setEnabled(True)
-            self.status.setText(f"<b style='color:#c00'>Could not load the new model:</b> {_html(str(exc))}")
+            self.status.setText(f"<b style='color:#c00'>Could not load the new model:</b> {html(str(exc))}")
             self.session.error(f"Could not load {path}: {exc}")
 
         run_task(load_recommender, path, self.session.ws_path, on_done=done, on_error=failed)
-
-
-def summary(metrics: dict, keys=("ndcg@10", "recall@10")) -> str:
-    """'test ndcg@10 0.1234, ...' from flat ('test/ndcg@10') or nested ({'test': {...}}) metrics."""
-    flat = {}
-    for k, v in metrics.items():
-        if isinstance(v, dict):
-            flat.update({f"{k}/{kk}": vv for kk, vv in v.items()})
-        else:
-            flat[k] = v
-    parts = [f"{k.replace('/', ' ')} {v:.4f}" for k, v in flat.items()
-             if isinstance(v, (int, float)) and k.split("/")[-1] in keys and not k.startswith("valid")]
-    return ", ".join(parts) or "no metrics"
-
-
-def latest_run(runs_dir: Path) -> str | None:
-    """The most recently active run folder (by its progress log), for "Resume last run"."""
-    try:
-        runs = [d for d in runs_dir.iterdir() if (d / "config.json").is_file()]
-    except OSError:
-        return None
-    def active(d: Path) -> float:
-        log = d / "progress.jsonl"
-        return (log if log.exists() else d).stat().st_mtime
-    return max(runs, key=active).name if runs else None
-
-
-def _html(text) -> str:
-    return (str(text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))

@@ -104,7 +104,7 @@ class TrainingForm(QScrollArea):
         box.setLayout(form)
         self.setWidgetResizable(True)
         self.setWidget(box)
-        self.setMinimumWidth(260)
+        self.setMinimumWidth(200)      # scrolls sideways on a small screen
         self.stage_box.currentIndexChanged.connect(self._form_changed)
         self.model_box.currentIndexChanged.connect(self._form_changed)
         self.preset_box.currentIndexChanged.connect(self._preset_changed)
@@ -132,6 +132,12 @@ class TrainingForm(QScrollArea):
             if key in d:
                 box.setValue(d[key])
 
+    def workspace_changed(self) -> None:
+        """Nothing of another workspace's runs stays in the form."""
+        self.resume.setChecked(False)
+        self.run_name.clear()
+        self.from_ckpt.clear()
+
     def _browse_from(self) -> None:
         start = str(self.session.ws_path / "runs") if self.session.ws_path else ""
         path = QFileDialog.getExistingDirectory(self, "Pre-trained checkpoint", start)
@@ -140,7 +146,7 @@ class TrainingForm(QScrollArea):
 
     def arguments(self, last_run: str | None = None) -> list[str]:
         """`python -m core.cli ...` arguments for the form's settings."""
-        from gui.training import latest_run
+        from gui.training_runs import latest_run
         ws = str(Path(self.session.ws_path).resolve())
         cmd = self.stage_box.currentData()
         model, sets = self.model_box.currentData()
