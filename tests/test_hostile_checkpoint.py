@@ -327,3 +327,55 @@ def test_a_manifest_that_is_a_device_or_huge_is_refused(model):
     with open(m, "wb") as f:
         f.truncate(65 << 20)   # sparse: no disk used
     _refused(model, "implausibly large")
+
+
+# ---- fuzz: the manifest reader, nesting depth included -----------------------------------
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from core import manifest as manifest_mod  # noqa: E402
+from core.status import model_entry  # noqa: E402
+
+
+def _nested(kinds: str, depth: int, leaf: str) -> str:
+    """JSON text nesting `depth` containers, cycling through kinds ('[' list, '{' dict)."""
+    opens = "".join('{"k": ' if kinds[d % len(kinds)] == "{" else "[" for d in range(depth))
+    closes = "".join("}" if kinds[d % len(kinds)] == "{" else "]" for d in reversed(range(depth)))
+    return opens + leaf + closes
+
+
+@settings(max_examples=200, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(kinds=st.text(alphabet="[{", min_size=1, max_size=6),
+       depth=st.one_of(st.integers(0, 20), st.integers(0, 40), st.integers(900, 1100),
+                       st.integers(100_000, 300_000)),
+       leaf=st.sampled_from(["1", '"x"', "null", "NaN", "{}", "", "[", "}"]),
+       wrap=st.booleans(), cut=st.one_of(st.none(), st.none(), st.integers(0, 50)))
+def test_fuzz_the_manifest_reader(tmp_path_factory, saved, kinds, depth, leaf, wrap, cut):
+    text = _nested(kinds, depth, leaf)
+    if wrap:   # inside a real manifest (manifest > dims > deep), where a crafted one would hide it
+        real = (saved / "manifest.json").read_text()
+        assert '"dims": {' in real
+        text = real.replace('"dims": {', '"dims": {"deep": ' + text + ", ", 1)
+    cut = cut if cut is not None and cut < len(text) else None
+    if cut is not None:
+        text = text[:cut]
+    folder = tmp_path_factory.mktemp("fuzzmanifest")
+    (folder / "manifest.json").write_text(text)
+    valid = cut is None and leaf not in ("", "[", "}")
+    levels = depth + (leaf == "{}") + (2 if wrap else 0)
+    is_object = wrap or (kinds[0] == "{" if depth else leaf == "{}")
+    try:
+        got = manifest_mod.read_json(folder / "manifest.json")
+    except CheckpointError as e:
+        assert "unreadable manifest" in str(e)
+        if valid and levels > manifest_mod.MAX_DEPTH:
+            assert "nested more than 16 levels deep" in str(e)
+        event("refused")
+    else:
+        assert valid and levels <= manifest_mod.MAX_DEPTH and is_object and isinstance(got, dict)
+        event("read")
+    entry = model_entry(folder)               # never raises: info lists it with its problem
+    assert entry["path"] == str(folder)
+    if not (wrap and valid and levels <= manifest_mod.MAX_DEPTH):
+        assert entry["problem"]
