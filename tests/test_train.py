@@ -94,6 +94,49 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(ws):
     assert resumed.metrics["test"]["ndcg@10"] == pytest.approx(full.metrics["test"]["ndcg@10"], abs=1e-6)
 
 
+@pytest.fixture(scope="module")
+def msm4sr_whole(ws):
+    """One uninterrupted MSM4SR run (both stages) that the interrupted ones must equal."""
+    cfg = _cfg(model="msm4sr", pretrain_epochs=2, finetune_epochs=2, pretrain_patience=10, patience=10)
+    return cfg, train(ws, cfg, "train", run="msm-whole")
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("cut", ["mid-pretraining", "hand-over"])
+def test_msm4sr_resume_matches_an_uninterrupted_run(ws, msm4sr_whole, cut):
+    """Interrupted after the first pre-training epoch, or in the first fine-tuning step (pre-training
+    done, fine-tuning not checkpointed yet): the resumed run ends where the whole one ends."""
+    cfg, full = msm4sr_whole
+    run = f"msm-cut-{cut}"
+
+    class Boom(Exception):
+        pass
+
+    def explode(e):
+        if cut == "mid-pretraining" and e["event"] == "checkpoint" and "pretrain" in Path(e["path"]).parts:
+            raise Boom()
+        if cut == "hand-over" and e["event"] == "step" and e["stage"] == "finetune":
+            raise Boom()
+
+    with pytest.raises(Boom):
+        train(ws, cfg, "train", run=run, on_event=explode)
+    pre = ws.runs_dir / run / "pretrain"
+    if cut == "mid-pretraining":
+        assert json.loads((pre / "last" / "state.json").read_text())["epoch"] == 1
+        assert not (pre / "done.json").exists()
+    else:
+        assert (pre / "done.json").is_file()
+        assert not (ws.runs_dir / run / "finetune" / "last" / "state.json").exists()
+    resumed = train(ws, cfg, "train", run=run, resume=True)
+    assert resumed.epochs == full.epochs == {"pretrain": 2, "finetune": 2}
+    wa, wb = _weights(full), _weights(resumed)
+    assert wa.keys() == wb.keys()
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa), \
+        max(float((wa[k] - wb[k]).abs().max()) for k in wa)
+    for part in ("valid", "test"):
+        assert resumed.metrics[part]["ndcg@10"] == pytest.approx(full.metrics[part]["ndcg@10"], abs=1e-6)
+
+
 @pytest.mark.realdata
 def test_sigterm_cancels_with_a_resumable_checkpoint(ws, tmp_path):
     sets = [f"--set={k}={v}" for k, v in TINY.items()]
