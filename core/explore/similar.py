@@ -30,22 +30,42 @@ class Neighbour:
 
 
 def model_vectors(rec) -> tuple[list[str], np.ndarray]:
-    """(ids, unit-length rows of the model's scoring table)."""
+    """(ids, unit-length rows of the model's scoring table), kept on the Recommender until
+    its new items change (one normalisation, not one per query)."""
     ids, table = model_items(rec)
-    return ids, normalise(table.detach().cpu().double().numpy())
+    got = getattr(rec, "_unit_table", None)
+    if got is None or got[0] != ids:
+        got = (ids, normalise(table.cpu().double().numpy()))
+        rec._unit_table = got
+    return got
+
+
+_TEXT: dict = {}   # feature file -> ((mtime_ns, size), ids, vectors): the last one read
 
 
 def text_vectors(ws) -> tuple[list[str], np.ndarray]:
     """(ids, unit-length mean text vector per item) from WS/features; items without any
-    text vector are left out."""
+    text vector are left out. Kept until the feature file changes."""
     from core.features import store
+    path = store.path_for(ws.features_dir, "text")
+    try:
+        st = path.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = None
+    hit = _TEXT.get(str(path))
+    if stamp is not None and hit is not None and hit[0] == stamp:
+        return hit[1], hit[2]
     fs = store.load(ws.features_dir, "text")
     if fs is None:
         raise InputError(f"{ws.path}: no text features yet (run `msm4sr features {ws.path}`)")
     mask = fs.mask.numpy()
     vec = (fs.vectors.float().numpy() * mask[..., None]).sum(1) / np.maximum(mask.sum(1), 1)[:, None]
     keep = mask.any(1) & (np.linalg.norm(vec, axis=1) > 0)
-    return [i for i, k in zip(fs.ids, keep) if k], normalise(vec[keep].astype(np.float64))
+    ids, unit = [i for i, k in zip(fs.ids, keep) if k], normalise(vec[keep].astype(np.float64))
+    _TEXT.clear()
+    _TEXT[str(path)] = (stamp, ids, unit)
+    return ids, unit
 
 
 def _top_cosine(ids, vecs, item_id, k, what) -> list[tuple[str, float]]:

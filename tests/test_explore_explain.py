@@ -1,0 +1,122 @@
+"""Why a recommendation, on real trained models: the batched leave-one-out scores are the
+scores the model gives each shortened sequence, the attention row is the model's, and the
+shared keywords and words are the target's and the contributors' own."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from core.cli import main
+from core.errors import InputError
+from core.explore.explain import explain
+from core.explore.items import title_words
+from core.recommend import Recommender
+from core.workspace import Workspace
+from model_fixtures import shared_trained
+
+
+@pytest.fixture(scope="module")
+def trained(ml1m, tmp_path_factory):
+    return shared_trained(tmp_path_factory.mktemp("models"), ml1m)
+
+
+def _score(rec, seq, target) -> float:
+    """The target's score for seq, read from a full ranking (an independent path)."""
+    n = len(rec.item_ids) + len(rec.new_ids)
+    return dict(rec.recommend(seq, k=n))[target]
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("kind", ["msm4sr", "sasrec"])
+def test_leaving_out_each_item_matches_rescoring_the_shorter_sequence(trained, kind):
+    ws = trained["ws"]
+    rec = Recommender.load(trained[kind].model_dir, ws)
+    seq = ws.sequences()[sorted(ws.sequences())[3]][:9]
+    top = rec.recommend(seq, k=3)
+    for target, score in top[:2]:
+        e = explain(ws, rec, seq, target)
+        assert e.rank == [i for i, _ in top].index(target) + 1
+        assert abs(e.score - score) < 1e-3
+        assert [c.item_id for c in e.contributions] == seq
+        for j, c in enumerate(e.contributions):
+            without = _score(rec, seq[:j] + seq[j + 1:], target)
+            assert abs(c.score_without - without) < 1e-3 * max(1, abs(without))
+            assert abs(c.drop - (score - without)) < 1e-3 * max(1, abs(without))
+        # the item the model depends on most: leaving it out lowers the score the most
+        most = e.by_drop()[0]
+        drops = [score - _score(rec, seq[:j] + seq[j + 1:], target) for j in range(len(seq))]
+        assert most.position == int(np.argmax(drops))
+
+
+@pytest.mark.realdata
+def test_attention_row_is_the_last_positions_and_long_sequences_are_clipped(trained):
+    ws = trained["ws"]
+    rec = Recommender.load(trained["msm4sr"].model_dir, ws)
+    seq = ws.item_ids()[:rec.cfg.max_len + 5]
+    target = rec.recommend(seq, k=1)[0][0]
+    e = explain(ws, rec, seq, target)
+    maps = rec.attention(seq)
+    assert len(e.attention) == rec.cfg.layers
+    for layer, rows in zip(maps, e.attention):
+        assert np.allclose(np.array(rows), layer[:, -1, :], atol=1e-5)
+        assert np.allclose(np.array(rows).sum(1), 1, atol=1e-4)
+    # only the last max_len items are read by the model, and so explained
+    assert len(e.contributions) == rec.cfg.max_len
+    assert [c.position for c in e.contributions] == list(range(5, rec.cfg.max_len + 5))
+    assert [c.item_id for c in e.contributions] == seq[5:]
+    assert np.allclose([c.attention for c in e.contributions], maps[-1][:, -1, :].mean(0), atol=1e-5)
+
+
+@pytest.mark.realdata
+def test_shared_keywords_and_words_of_the_top_contributors(trained, tmp_path):
+    shutil.copytree(trained["ws"].path, tmp_path / "ws")
+    ws = Workspace.open(tmp_path / "ws")
+    with ws.transaction() as db:
+        ws.set_keywords([(i.id, "catalog-tags", [(g, 1.0) for g in i.categories.split("|") if g])
+                         for i in ws.items()], db)
+    rec = Recommender.load(trained["msm4sr"].model_dir, ws)
+    seq = ws.sequences()[sorted(ws.sequences())[5]][:12]
+    target = rec.recommend(seq, k=1)[0][0]
+    e = explain(ws, rec, seq, target, top=4)
+    best = [c for c in e.by_drop() if c.drop > 0][:4]
+    assert [s.item_id for s in e.shared] == [c.item_id for c in best]
+    genres = lambda i: {g.lower() for g in ws.item(i).categories.split("|") if g}  # noqa: E731
+    for s in e.shared:
+        assert s.keywords == sorted(genres(target) & genres(s.item_id))
+        assert s.words == sorted(title_words(ws.item(target).title) & title_words(s.title))
+    ws.close()
+
+
+@pytest.mark.realdata
+def test_errors_name_the_item(trained):
+    ws = trained["ws"]
+    rec = Recommender.load(trained["msm4sr"].model_dir, ws)
+    seq = ws.item_ids()[:3]
+    with pytest.raises(InputError, match="nope"):
+        explain(ws, rec, seq, "nope")
+    with pytest.raises(InputError, match="missing-1"):
+        explain(ws, rec, seq + ["missing-1"], seq[0])
+    with pytest.raises(InputError, match="at least one"):
+        explain(ws, rec, [], seq[0])
+    one = explain(ws, rec, seq[:1], seq[1])
+    assert one.contributions[0].drop is None     # nothing is left to score from
+
+
+def test_shipped_demo_model_explains_its_top_recommendation(built_demo, capsys):
+    from core.demo import DEMO_MODEL, demo_sequence
+    path, _ = built_demo
+    with Workspace.open(path) as ws:
+        seq = demo_sequence(ws)
+        rec = Recommender.load(DEMO_MODEL, ws)
+        target = rec.recommend(seq, k=1, exclude=seq)[0][0]
+        e = explain(ws, rec, seq, target)
+        kw = lambda i: {k.word.lower() for ks in ws.keywords(i).values() for k in ks}  # noqa: E731
+        for s in e.shared:
+            assert s.keywords == sorted(kw(target) & kw(s.item_id))
+        assert e.shared and e.shared[0].drop == max(c.drop for c in e.contributions)
+    assert main(["explain", str(path), "--model", str(DEMO_MODEL), "--items", ",".join(seq),
+                 "--target", target, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["target"] == target and len(out["contributions"]) == len(seq)
+    assert [c["drop"] for c in out["contributions"]] == [c.drop for c in e.contributions]
