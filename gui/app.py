@@ -26,6 +26,7 @@ from gui.app_support import (_note, _panel, demo_workspace, import_modules,
 from gui.catalog import CatalogPanel
 from gui.inspector import InspectorPanel
 from gui.screenshot import Screenshot, demo_sequence
+from gui.switching import may_leave_workspace
 from gui.sequence import SequencePanel
 from gui.settings import Settings
 from gui.state import Session
@@ -212,41 +213,7 @@ class MainWindow(QMainWindow):
         return box.exec()
 
     def may_leave_workspace(self, path) -> bool:
-        """Before another workspace replaces this one: never under a running training run,
-        and never dropping an unsaved sequence without asking."""
-        if self.session.ws_path is None:
-            return True
-        running = getattr(self.training, "state", "idle") != "idle"
-        if running:
-            self.ask(QMessageBox(QMessageBox.Warning, "Training is running",
-                                 f"A training run on {self.session.ws_path.name} is still going. Cancel it in "
-                                 "the Training panel first (it keeps a resumable checkpoint), then open "
-                                 f"{Path(path).name}.", QMessageBox.Ok, self))
-            return False
-        seq = self.session.sequence
-        if not seq or seq == self._saved_sequence():
-            return True
-        box = QMessageBox(QMessageBox.Question, "Keep the sequence?",
-                          f"The sequence of {len(seq)} item{'' if len(seq) == 1 else 's'} belongs to "
-                          f"{self.session.ws_path.name} and is cleared when {Path(path).name} opens.",
-                          QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, self)
-        box.button(QMessageBox.Save).setText("Save it, then switch")
-        box.button(QMessageBox.Discard).setText("Switch without saving")
-        box.setDefaultButton(QMessageBox.Save)
-        answer = self.ask(box)
-        if answer == QMessageBox.Save:
-            name = time.strftime("before switching %Y-%m-%d %H:%M:%S")
-            from core.workspace import Workspace
-            with Workspace.open(self.session.ws_path) as ws:    # one small row
-                ws.save_sequence(name, seq)
-            self.session.info(f"saved the sequence as “{name}” in {self.session.ws_path.name}")
-            return True
-        return answer == QMessageBox.Discard
-
-    def _saved_sequence(self) -> list[str] | None:
-        """The demo's own sequence (nothing is lost when it is the one shown)."""
-        ws = self.session.ws
-        return ws.load_sequence("demo") if ws is not None and "demo" in ws.sequence_names() else None
+        return may_leave_workspace(self, path)
 
     def open_workspace(self, path, ask: bool = True) -> bool:
         if ask and not self.may_leave_workspace(path):
