@@ -120,3 +120,30 @@ def test_shipped_demo_model_explains_its_top_recommendation(built_demo, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["target"] == target and len(out["contributions"]) == len(seq)
     assert [c["drop"] for c in out["contributions"]] == [c.drop for c in e.contributions]
+
+
+@pytest.mark.realdata
+def test_new_items_in_the_sequence(trained, tmp_path):
+    from test_explore_map import _new_item_with_features
+    shutil.copytree(trained["ws"].path, tmp_path / "ws")
+    ws = Workspace.open(tmp_path / "ws")
+    seq = ws.item_ids()[20:26]
+    item = _new_item_with_features(ws, "A new film", seq[2])
+    seq = seq[:3] + [item.id] + seq[3:]
+    rec = Recommender.load(trained["msm4sr"].model_dir, ws)
+    target = rec.recommend(seq, k=1)[0][0]
+    e = explain(ws, rec, seq, target)
+    c = e.contributions[3]
+    assert c.item_id == item.id and c.title == "A new film"
+    assert abs(c.score_without - _score(rec, seq[:3] + seq[4:], target)) < 1e-3
+    # a new item can be the target too
+    e2 = explain(ws, rec, seq[:3], item.id)
+    assert abs(e2.score - _score(rec, seq[:3], item.id)) < 1e-3
+    # SASRec does not see new items: no contribution for it, the others still scored
+    sas = Recommender.load(trained["sasrec"].model_dir, ws)
+    e3 = explain(ws, sas, seq, seq[0])
+    assert e3.contributions[3].drop is None
+    assert all(x.drop is not None for j, x in enumerate(e3.contributions) if j != 3)
+    with pytest.raises(InputError, match=item.id):
+        explain(ws, sas, seq, item.id)
+    ws.close()

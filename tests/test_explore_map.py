@@ -135,3 +135,32 @@ def test_cli_writes_csv_png_and_json(trained, ws_copy, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["cached"] is True
     assert main(["map", str(ws_copy.path), "--model", str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def _new_item_with_features(ws, title, twin):
+    """Add an is_new item whose feature rows copy those of catalog item `twin`."""
+    import torch
+    from core.features import store
+    item = ws.add_new_item(title)
+    for mod in store.MODALITIES:
+        fs = store.load(ws.features_dir, mod)
+        k = fs.index()[twin]
+        store.save(ws.features_dir, mod, store.FeatureSet(
+            fs.ids + [item.id], torch.cat([fs.vectors, fs.vectors[k:k + 1]]),
+            torch.cat([fs.mask, fs.mask[k:k + 1]]), fs.meta))
+    return item
+
+
+def test_new_items_are_mapped_and_get_their_own_cache_entry(trained, ws_copy, tmp_path):
+    model = trained["msm4sr"].model_dir
+    before = mapmod.item_map(ws_copy, Recommender.load(model, ws_copy), "pca")
+    item = _new_item_with_features(ws_copy, "A new film", ws_copy.item_ids()[3])
+    rec = Recommender.load(model, ws_copy)
+    after = mapmod.item_map(ws_copy, rec, "pca")
+    assert not after.cached and after.path != before.path
+    assert after.ids == before.ids + [item.id]
+    rows = {r["item_id"]: r for r in mapmod.map_rows(ws_copy, after)}
+    assert rows[item.id]["new"] == 1 and rows[item.id]["title"] == "A new film"
+    # SASRec cannot represent new items: its map is the catalog only
+    sas = mapmod.item_map(ws_copy, Recommender.load(trained["sasrec"].model_dir, ws_copy), "pca")
+    assert item.id not in sas.ids
