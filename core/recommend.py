@@ -25,6 +25,9 @@ from core.features import store
 from core.workspace import Item, Workspace
 
 
+CACHE_MIN_ITEMS = 20_000   # below this, computing the item vectors takes about a second
+
+
 @dataclass(frozen=True)
 class NewItem:
     """An item given only by its content (not stored in the workspace)."""
@@ -44,11 +47,25 @@ class Recommender:
         self._new_vecs: dict[str, dict[str, torch.Tensor]] = {}   # new item id -> modality -> [H]
         self._new_items: dict[NewItem, dict[str, torch.Tensor]] = {}
         with torch.no_grad():
-            self.table = model.item_table().float()               # [N, K] scoring vectors
             # input vectors of every item (row = model index), so a refresh skips the adaptors
-            self.inputs = model.all_item_vectors() if manifest["model"] == "msm4sr" else None
+            self.inputs = self._item_vectors() if self.is_content else None
+            self.table = (model.vectors_to_table({m: v[1:] for m, v in self.inputs.items()})
+                          if self.is_content else model.item_table()).float()   # [N, K] scoring vectors
         self.new_ids: list[str] = []
         self.new_table = self.table[:0]
+
+    def _item_vectors(self) -> dict[str, torch.Tensor]:
+        """Every item's vectors through pooling and the adaptors: minutes at a million items,
+        so large catalogs keep them in WS/cache, keyed by the weights and the feature files."""
+        path = _cache_path(self.ws, self.manifest) if len(self.item_ids) >= CACHE_MIN_ITEMS else None
+        if path is not None:
+            got = _read_cached(path, self.model.modalities, len(self.item_ids) + 1)
+            if got is not None:
+                return {m: v.to(self.device) for m, v in got.items()}
+        vecs = self.model.all_item_vectors()
+        if path is not None:
+            _write_cached(path, vecs)
+        return vecs
 
     # ---- loading ----------------------------------------------------------
     @classmethod
@@ -227,3 +244,41 @@ def _gather(parts: list, ids: list[str], model, modality: str):
                 m[r, :v] = fs.mask[where[i]]
                 break
     return x, m
+
+
+def _cache_path(ws: Workspace, manifest: dict):
+    """WS/cache/item-vectors-KEY.safetensors; the key changes with the weights and with any
+    rebuilt feature file (written atomically, so a new inode and mtime)."""
+    import hashlib
+    from pathlib import Path
+    h = hashlib.sha256(f"msm4sr-item-vectors:1\n{manifest.get('weights_sha256')}\n".encode())
+    for m in manifest.get("modalities", []):
+        p = store.path_for(ws.features_dir, m)
+        st = p.stat()
+        h.update(f"{m}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}\n".encode())
+    return Path(ws.path) / "cache" / f"item-vectors-{h.hexdigest()[:32]}.safetensors"
+
+
+def _read_cached(path, modalities: list[str], rows: int) -> dict | None:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    try:
+        got = load_file(str(path))
+    except (OSError, SafetensorError, ValueError):
+        return None   # missing or torn: compute again
+    ok = set(got) == set(modalities) and all(
+        v.dtype == torch.float32 and v.dim() == 2 and v.shape[0] == rows and torch.isfinite(v).all()
+        for v in got.values())
+    return got if ok else None
+
+
+def _write_cached(path, vecs: dict) -> None:
+    import os
+    from safetensors.torch import save_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({m: v.detach().float().cpu().contiguous() for m, v in vecs.items()}, str(tmp))
+    os.replace(tmp, path)
+    old = sorted(path.parent.glob("item-vectors-*.safetensors"), key=lambda p: p.stat().st_mtime)
+    for stale in old[:-4]:   # a few models at once (compare), not every model ever loaded
+        stale.unlink(missing_ok=True)

@@ -176,3 +176,34 @@ def test_sampled_softmax_in_two_processes_matches_one(ml1m, tmp_path):
     assert len(common) >= 2
     for k in common:
         assert two[k] == pytest.approx(one[k], rel=1e-4), k
+
+
+def test_large_catalog_item_vectors_are_cached_per_weights_and_features(trained, monkeypatch):
+    from core import recommend
+    from core.features import store
+    monkeypatch.setattr(recommend, "CACHE_MIN_ITEMS", 1)
+    ws = trained["ws"]
+    path = trained["msm4sr"].model_dir
+    calls = []
+    real = type(checkpoint.load_model(path)[0]).all_item_vectors
+    monkeypatch.setattr(type(checkpoint.load_model(path)[0]), "all_item_vectors",
+                        lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    first = recommend.Recommender.load(path, ws)
+    seq = [first.item_ids[k] for k in (3, 9, 27)]
+    want = first.recommend(seq, k=10)
+    assert len(calls) == 1
+    cached = list((ws.path / "cache").glob("item-vectors-*.safetensors"))
+    assert len(cached) == 1
+    second = recommend.Recommender.load(path, ws)
+    assert len(calls) == 1                          # read back, not computed
+    assert second.recommend(seq, k=10) == want
+    cached[0].write_bytes(cached[0].read_bytes()[:100])   # torn: computed again
+    recommend.Recommender.load(path, ws)
+    assert len(calls) == 2
+    # a rebuilt feature file (atomic write: new inode) gets new vectors
+    fs = store.load(ws.features_dir, "text")
+    store.save(ws.features_dir, "text", store.FeatureSet(fs.ids, fs.vectors.clone(), fs.mask, fs.meta))
+    recommend.Recommender.load(path, ws)
+    assert len(calls) == 3
+    for p in (ws.path / "cache").glob("item-vectors-*"):
+        p.unlink()
