@@ -105,3 +105,29 @@ def test_cli_similar_json_and_text(trained, capsys):
     assert main(args[:-4] + ["--item", "zzz"]) == 2
     assert "'zzz'" in capsys.readouterr().err
     assert np.isfinite([n["score"] for n in out["similar"]]).all()
+
+
+def test_kept_vectors_follow_changed_features_and_new_items(trained, tmp_path):
+    from test_explore_map import _new_item_with_features
+    shutil.copytree(trained["ws"].path, tmp_path / "ws")
+    ws = Workspace.open(tmp_path / "ws")
+    a, b = ws.item_ids()[4], ws.item_ids()[40]
+    first = similar(ws, None, a, k=3, by="text")
+    assert b not in [n.item_id for n in first]
+    # the text features change on disk: b becomes a's twin, and the next query sees it
+    fs = store.load(ws.features_dir, "text")
+    idx = fs.index()
+    fs.vectors[idx[b]] = fs.vectors[idx[a]]
+    fs.mask[idx[b]] = fs.mask[idx[a]]
+    store.save(ws.features_dir, "text", fs)
+    again = similar(ws, None, a, k=3, by="text")
+    assert again[0].item_id == b and again[0].score == pytest.approx(1.0, abs=1e-6)
+    # a new item made known to a loaded model is among its neighbours by model vectors
+    rec = Recommender.load(trained["msm4sr"].model_dir, ws)
+    similar(ws, rec, a, k=3)
+    item = _new_item_with_features(ws, "Twin of a", a)
+    rec.add_new_items([item.id])
+    found = similar(ws, rec, item.id, k=5)
+    assert len(found) == 5 and item.id not in [n.item_id for n in found]
+    assert item.id in [n.item_id for n in similar(ws, rec, a, k=len(rec.item_ids))]
+    ws.close()
