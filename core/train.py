@@ -320,8 +320,8 @@ class Trainer:
                 self.result.curve.append((stage, epoch, time.perf_counter() - self.t0, valid["ndcg@10"]))
             share = st["valid_s"] / max(st["train_s"] + st["valid_s"], 1e-9)
             self.emit({"event": "epoch", "stage": stage, "epoch": epoch, "valid": valid,
-                       "seconds": round(seconds, 2), "valid_s": round(v_s, 2),
-                       "valid_share": round(share, 3)})   # validation's share of the stage so far
+                       "seconds": round(seconds, 2), "valid_s": round(v_s, 4),
+                       "valid_share": round(share, 4)})   # validation's share of the stage so far
             st["epoch"], st["elapsed"] = epoch, time.perf_counter() - self.t0
             st["stage_s"] += time.perf_counter() - t_epoch
             patience = cfg.patience if stage == "finetune" else cfg.pretrain_patience
