@@ -86,7 +86,7 @@ def lines(setup: dict) -> list[str]:
     out += setup["notes"]
     spent = {s: m for s, m in setup["budget_minutes"].items() if m}
     if spent:
-        out.append("budget: " + ", ".join(f"{s} {m:g} min" for s, m in spent.items()))
+        out.append("budget: " + ", ".join(f"{s} {m:.3g} min" for s, m in spent.items()))
     for stage, text in (setup.get("validation") or {}).items():
         out.append(f"{stage} validation: {text}")
     return out
