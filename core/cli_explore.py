@@ -146,7 +146,7 @@ def cmd_compare(args) -> int:
         c = compare(ws, dict(zip(labels, recs)), _items(args.items), k=args.k)
 
     def text():
-        w = max(12, *(len(n) for n in labels))
+        w = min(32, max(12, *(len(n) for n in labels), *(len(i) + 1 for t in c.top.values() for i, _ in t)))
         lines = ["rank  " + "  ".join(f"{n:<{w}}" for n in labels)]
         for r in range(c.k):
             cells = []
@@ -155,21 +155,21 @@ def cmd_compare(args) -> int:
                 if r < len(t):
                     i = t[r][0]
                     mark = "*" if all(i in {x for x, _ in c.top[o]} for o in labels) else " "
-                    cells.append(f"{i + mark:<{w}}")
+                    cells.append(f"{(i[:w - 2] + '…' if len(i) > w - 1 else i) + mark:<{w}}")
                 else:
                     cells.append(" " * w)
             lines.append(f"{r + 1:>4}  " + "  ".join(cells))
         lines.append("(* in every top-%d)  overlap: " % c.k + ", ".join(f"{k} {v}" for k, v in c.overlap.items()))
         lines.append("")
-        lines.append(f"{'model':<{w}}  " + "  ".join(f"{p:>22}" for p in
-                                                    ("valid r@10/n@10", "test r@10/n@10", "cold r@10/n@10",
-                                                     "cold popularity")))
+        parts = ("valid", "test", "test_popularity", "cold", "cold_popularity")
+        lines.append(f"{'model':<{w}}  " + "  ".join(f"{p.replace('_', ' '):>16}" for p in parts))
+        lines.append(f"{'(recall/ndcg@10)':<{w}}")
         for n in labels:
             m = c.metrics[n]
             cell = lambda d: "-" if d is None else "/".join(  # noqa: E731
                 "-" if d[x] is None else f"{d[x]:.4f}" for x in ("recall@10", "ndcg@10"))
-            lines.append(f"{n:<{w}}  " + "  ".join(f"{cell(m[p]):>22}" for p in
-                                                  ("valid", "test", "cold", "cold_popularity")))
+            lines.append(f"{n:<{w}}  " + "  ".join(f"{cell(m[p]):>16}" for p in parts)
+                         + ("" if m["evaluated"] else "  (no metrics yet: msm4sr evaluate)"))
         return "\n".join(lines)
     _print(c.to_dict(), args.json, text)
     return 0
