@@ -11,12 +11,13 @@ from pathlib import Path
 from core.errors import InputError
 
 
-def _model_arg(p, many: bool = False) -> None:
+def _model_arg(p, many: bool = False, required: bool = True) -> None:
     if many:
         p.add_argument("--models", required=True,
                        help="two or three comma-separated model folders (or names in WS/models)")
     else:
-        p.add_argument("--model", required=True, help="model folder, its manifest.json, or a name in WS/models")
+        p.add_argument("--model", required=required,
+                       help="model folder, its manifest.json, or a name in WS/models")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -36,7 +37,7 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("similar", help="nearest items to one item")
     p.add_argument("workspace")
-    _model_arg(p)
+    _model_arg(p, required=False)   # only --by model needs one
     p.add_argument("--item", required=True)
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--by", default="model", choices=("model", "text", "keywords"),
@@ -105,6 +106,8 @@ def cmd_similar(args) -> int:
     from core.explore.similar import similar
     from core.workspace import Workspace
     with Workspace.open(args.workspace) as ws:
+        if args.by == "model" and not args.model:
+            raise InputError("similar --by model: give the model with --model")
         rec = _load(ws, args.model, args.device) if args.by == "model" else None
         found = similar(ws, rec, args.item, k=args.k, by=args.by)
     _print({"item": args.item, "by": args.by, "similar": [n.to_dict() for n in found]}, args.json,

@@ -105,6 +105,11 @@ def test_cli_similar_json_and_text(trained, capsys):
     assert main(args[:-4] + ["--item", "zzz"]) == 2
     assert "'zzz'" in capsys.readouterr().err
     assert np.isfinite([n["score"] for n in out["similar"]]).all()
+    # text and keywords need no model; by model does
+    assert main(["similar", str(ws.path), "--item", item, "--by", "text", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["similar"]) == 10
+    assert main(["similar", str(ws.path), "--item", item]) == 2
+    assert "--model" in capsys.readouterr().err
 
 
 def test_kept_vectors_follow_changed_features_and_new_items(trained, tmp_path):
