@@ -11,6 +11,25 @@ from pathlib import Path
 
 from core.workspace import Item, Workspace
 
+SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+
+
+def save_shot(widget, name: str) -> Path:
+    """Render `widget` to artifacts/screenshots/NAME at the repository root (whatever the
+    working directory) and check what was written: a readable image of the widget's size
+    that is not one flat colour."""
+    from PySide6.QtGui import QImage
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / name
+    pm = widget.grab()
+    assert not pm.isNull() and pm.save(str(path)), f"could not write {path}"
+    img = QImage(str(path))
+    assert not img.isNull() and (img.width(), img.height()) == (pm.width(), pm.height()), path
+    w, h = img.width(), img.height()
+    colours = {img.pixel(x * (w - 1) // 15, y * (h - 1) // 15) for x in range(16) for y in range(16)}
+    assert len(colours) > 1, f"{path} is blank"
+    return path
+
 
 def ml1m_workspace(ml1m: Path, dest: Path, n_items: int = 300, max_rows: int = 60000,
                    tags: bool = True) -> Path:

@@ -1,15 +1,14 @@
 """Attention maps panel on a real tiny trained model."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from gui_support import save_shot
 from gui_tiny import model, rec  # noqa: F401 - shared fixtures
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
-SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 
 
 @pytest.fixture
@@ -104,9 +103,8 @@ def test_layer_head_choice_and_hover_readout(qtbot, setup):
     panel.layer_box.setCurrentIndex(panel.layer_box.findData(-1))
     panel.head_box.setCurrentIndex(panel.head_box.findData(-1))
     panel.layer_box.activated.emit(0)
-    SHOTS.mkdir(parents=True, exist_ok=True)
     qtbot.wait(100)
-    panel.grab().save(str(SHOTS / "attention.png"))
+    save_shot(panel, "attention.png")
 
 
 def pg_point(x, y):

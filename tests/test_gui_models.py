@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
+from gui_support import save_shot
 from gui_tiny import tiny_model
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
-SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +69,8 @@ def test_lists_checkpoints_with_their_manifests(qtbot, setup, model):
     assert "Metrics" in html and "Feature identities" in html
     assert "hidden" in html
     dialog.resize(900, 520)
-    SHOTS.mkdir(parents=True, exist_ok=True)
     qtbot.wait(50)
-    dialog.grab().save(str(SHOTS / "models_dialog.png"))
+    save_shot(dialog, "models_dialog.png")
 
 
 def models_garbage(ws):
@@ -107,7 +105,7 @@ def test_a_bad_checkpoint_is_refused_with_the_reason(qtbot, setup, model, name, 
     assert session.recommender is before                       # the app keeps what it had
     assert dialog.isVisible() and dialog.load_btn.isEnabled()
     if name == "zz-truncated":
-        dialog.grab().save(str(SHOTS / "models_dialog_refused.png"))
+        save_shot(dialog, "models_dialog_refused.png")
     assert dialog.select_path(ckpt)                            # and goes on: a good one loads
     with qtbot.waitSignal(dialog.modelLoaded, timeout=60_000):
         dialog.load_btn.click()

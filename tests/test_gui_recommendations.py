@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 
+from gui_support import save_shot
 from gui_tiny import model, rec  # noqa: F401 - shared fixtures
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
-SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 
 
 @pytest.fixture
@@ -69,10 +68,9 @@ def test_results_follow_the_sequence(qtbot, panel, session, rec, model):
         panel.k_spin.setValue(4)
     assert [i for i, _ in panel.results] == [i for i, _ in want_b[:4]]
     assert panel.list.count() == 4
-    SHOTS.mkdir(parents=True, exist_ok=True)
     qtbot.waitUntil(lambda: panel.thumbs.idle(), timeout=10000)
     qtbot.wait(100)
-    panel.grab().save(str(SHOTS / "recommendations.png"))
+    save_shot(panel, "recommendations.png")
 
 
 def test_hide_seen_excludes_sequence_items(qtbot, panel, session, rec, model):

@@ -13,7 +13,7 @@ from gui.catalog import MIME_ITEMS, CatalogPanel
 from gui.sequence import MIME_ROWS, NewItemDialog, SequencePanel
 from gui.state import Session
 from gui.workers import wait_all
-from gui_support import ml1m_workspace
+from gui_support import ml1m_workspace, save_shot
 
 pytestmark = pytest.mark.realdata      # ../shared/datasets
 
@@ -116,11 +116,11 @@ def test_drag_from_catalog_then_reorder_delete_undo_redo(qtbot, ui):
     for _ in range(10):
         stack.undo()
     assert session.sequence == []
-    seq.grab().save("artifacts/screenshots/sequence_empty.png")
+    save_shot(seq, "sequence_empty.png")
     for _ in range(10):
         stack.redo()
     assert session.sequence == [ids[2], ids[4], ids[1]]
-    seq.grab().save("artifacts/screenshots/sequence.png")
+    save_shot(seq, "sequence.png")
 
 
 def test_double_click_and_unknown_ids(qtbot, ui):
@@ -161,7 +161,7 @@ def test_dropping_an_image_file_creates_a_new_item(qtbot, ui, tmp_path):
     dlg: NewItemDialog = opened.args[0]
     assert dlg.title.text() == "Red lamp" and dlg.image_path == str(image)
     assert not dlg.preview.pixmap().isNull()
-    dlg.grab().save("artifacts/screenshots/new_item_dialog.png")
+    save_shot(dlg, "new_item_dialog.png")
     dlg.title.setText("Red desk lamp")
     dlg.text.setPlainText("A small red lamp for a desk.")
     with qtbot.waitSignal(seq.itemCreated, timeout=10000) as created:
