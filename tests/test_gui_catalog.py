@@ -10,7 +10,7 @@ from gui.settings import Settings
 from gui.state import Session
 from gui.thumbnails import ThumbnailCache
 from gui.workers import wait_all
-from gui_support import ml1m_workspace, synthetic_workspace
+from gui_support import ml1m_workspace, save_shot, synthetic_workspace
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_catalog_loads_every_item_with_thumbnails(qtbot, ml_ws):
     pm = m.data(first, Qt.DecorationRole)
     assert not pm.isNull() and pm.cacheKey() != panel.thumbs.loading.cacheKey()
     assert pm.width() <= panel.thumbs.size.width() and pm.height() <= panel.thumbs.size.height()
-    panel.grab().save("artifacts/screenshots/catalog.png")
+    save_shot(panel, "catalog.png")
     session.ws.close()
 
 
@@ -165,7 +165,7 @@ def test_broken_and_missing_images_get_placeholders(qtbot, tmp_path):
     by_title = {m.data(m.index(r)): m.data(m.index(r), Qt.DecorationRole) for r in range(4)}
     assert by_title["Corrupt"].cacheKey() == panel.thumbs.broken.cacheKey()
     assert by_title["No image"].cacheKey() == panel.thumbs.none.cacheKey()
-    panel.grab().save("artifacts/screenshots/catalog_broken.png")
+    save_shot(panel, "catalog_broken.png")
     session.ws.close()
 
 
