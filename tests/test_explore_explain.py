@@ -147,3 +147,25 @@ def test_new_items_in_the_sequence(trained, tmp_path):
     with pytest.raises(InputError, match=item.id):
         explain(ws, sas, seq, item.id)
     ws.close()
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("kind", ["msm4sr", "sasrec"])
+def test_last_position_pass_equals_the_models_user_vectors(trained, kind):
+    """explain's shortcut (the last block for the last query only) gives the model's numbers."""
+    import torch
+    from core.explore.explain import _loo_index, _users
+    ws = trained["ws"]
+    rec = Recommender.load(trained[kind].model_dir, ws)
+    seq = ws.sequences()[sorted(ws.sequences())[2]][:rec.cfg.max_len]
+    inp, emb, _, _ = rec._input(seq)
+    g = _loo_index(inp.shape[1])
+    inp_b = torch.cat([inp[0], inp.new_zeros(1)])[g]
+    with torch.no_grad():
+        if emb is None:
+            want, got = rec.model.user_vectors(inp_b), _users(rec, inp_b, None)
+        else:
+            emb_b = {m: torch.cat([v[0], rec.inputs[m][:1]])[g] for m, v in emb.items()}
+            want, got = rec.model.user_vectors_from(emb_b, inp_b == 0), _users(rec, inp_b, emb_b)
+    assert got.shape == want.shape == (len(seq) + 1, want.shape[1])
+    assert torch.allclose(got, want.float(), atol=1e-5, rtol=1e-5)

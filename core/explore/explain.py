@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from core.errors import InputError
 from core.explore.items import keyword_sets, model_items, row_of, title_words
@@ -71,6 +72,48 @@ def _loo_index(n: int) -> torch.Tensor:
     return torch.cat([torch.arange(n)[None], loo])
 
 
+def _last_block_last_query(block, x, allowed):
+    """The last block of SeqEncoder for the last position only ([B, L, H] -> [B, 1, H]):
+    the same arithmetic as Block.forward in eval mode, but one query instead of L, and the
+    output projection and feed-forward on that one position. Only the last position
+    makes the user vector, so this is all the scores need."""
+    B, L, H = x.shape
+    h = block.heads
+    w, b = block.qkv.weight, block.qkv.bias
+    kv = F.linear(x, w[H:], b[H:]).view(B, L, 2, h, H // h).permute(2, 0, 3, 1, 4)
+    q = F.linear(x[:, -1:], w[:H], b[:H]).view(B, 1, h, H // h).transpose(1, 2)
+    y = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=allowed[:, :, -1:, :])
+    y = y.transpose(1, 2).reshape(B, 1, H)
+    x = block.ln1(x[:, -1:] + block.out(y))
+    return block.ln2(x + block.ff2(F.gelu(block.ff1(x))))
+
+
+def _last_states(encoder, emb, pad):
+    """SeqEncoder.forward's output at the last position, [B, H] (eval mode)."""
+    B, L, _ = emb.shape
+    n = encoder.pos.num_embeddings
+    x = encoder.ln(emb + encoder.pos(torch.arange(n - L, n, device=emb.device)))
+    causal = torch.ones(L, L, dtype=torch.bool, device=emb.device).tril()
+    allowed = (causal & ~pad[:, None, None, :]) | torch.eye(L, dtype=torch.bool, device=emb.device)
+    for block in encoder.blocks[:-1]:
+        x, _ = block(x, allowed)
+    return _last_block_last_query(encoder.blocks[-1], x, allowed)[:, 0]
+
+
+def _users(rec, inp_b, emb_b):
+    """User vectors [B, K] of a batch, as the model's user_vectors(_from) computes them."""
+    model = rec.model
+    if model.training:   # dropout would apply: use the model's own path
+        return (model.user_vectors_from(emb_b, inp_b == 0) if emb_b is not None
+                else model.user_vectors(inp_b)).float()
+    pad = inp_b == 0
+    if emb_b is None:   # SASRec
+        return _last_states(model.encoder, model.item_emb(inp_b.clamp(min=0)), pad).float()
+    names = list(emb_b)
+    out = _last_states(model.encoder, torch.cat([emb_b[m] for m in names]), pad.repeat(len(names), 1))
+    return model.users_to_table(dict(zip(names, out.chunk(len(names))))).float()
+
+
 @torch.no_grad()
 def leave_one_out(rec, sequence, target: str):
     """(score, rank, scores without each kept item [n], kept positions, clipped length).
@@ -84,11 +127,8 @@ def leave_one_out(rec, sequence, target: str):
         raise InputError("the model cannot represent any item of the sequence")
     g = _loo_index(n).to(inp.device)
     inp_b = torch.cat([inp[0], inp.new_zeros(1)])[g]                           # [n+1, n]
-    if emb is not None:
-        emb_b = {m: torch.cat([v[0], rec.inputs[m][:1]])[g] for m, v in emb.items()}
-        user = rec.model.user_vectors_from(emb_b, inp_b == 0).float()
-    else:
-        user = rec.model.user_vectors(inp_b).float()
+    emb_b = None if emb is None else {m: torch.cat([v[0], rec.inputs[m][:1]])[g] for m, v in emb.items()}
+    user = _users(rec, inp_b, emb_b)
     scores = user @ table[t]                                                    # [n+1]
     full = float(scores[0])
     rank = int((table @ user[0] > scores[0]).sum()) + 1
