@@ -47,6 +47,9 @@ def test_leaving_out_each_item_matches_rescoring_the_shorter_sequence(trained, k
         most = e.by_drop()[0]
         drops = [score - _score(rec, seq[:j] + seq[j + 1:], target) for j in range(len(seq))]
         assert most.position == int(np.argmax(drops))
+    # with the sequence excluded, the rank is the one in the list that leaves it out
+    listed = rec.recommend(seq, k=3, exclude=seq)
+    assert explain(ws, rec, seq, listed[1][0], exclude=seq).rank == 2
 
 
 @pytest.mark.realdata
@@ -115,6 +118,7 @@ def test_shipped_demo_model_explains_its_top_recommendation(built_demo, capsys):
         for s in e.shared:
             assert s.keywords == sorted(kw(target) & kw(s.item_id))
         assert e.shared and e.shared[0].drop == max(c.drop for c in e.contributions)
+        assert explain(ws, rec, seq, target, exclude=seq).rank == 1   # as in the list without the sequence
     assert main(["explain", str(path), "--model", str(DEMO_MODEL), "--items", ",".join(seq),
                  "--target", target, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

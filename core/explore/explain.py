@@ -115,8 +115,9 @@ def _users(rec, inp_b, emb_b):
 
 
 @torch.no_grad()
-def leave_one_out(rec, sequence, target: str):
-    """(score, rank, scores without each kept item [n], kept positions, clipped length).
+def leave_one_out(rec, sequence, target: str, exclude=()):
+    """(score, rank, scores without each kept item [n], kept positions, clipped length);
+    rank is among all items the model ranks but those in `exclude` (as recommend's).
 
     One batched pass through the model; kept positions index the clipped sequence."""
     ids, table = model_items(rec)
@@ -131,21 +132,26 @@ def leave_one_out(rec, sequence, target: str):
     user = _users(rec, inp_b, emb_b)
     scores = user @ table[t]                                                    # [n+1]
     full = float(scores[0])
-    rank = int((table @ user[0] > scores[0]).sum()) + 1
+    above = table @ user[0] > scores[0]
+    ban = set(exclude) - {target}
+    if ban:
+        above[[r for r, i in enumerate(ids) if i in ban]] = False
+    rank = int(above.sum()) + 1
     without = scores[1:].tolist()
     if n == 1:   # nothing left to score from
         without = [None]
     return full, rank, without, keep, L
 
 
-def explain(ws, rec, sequence, target: str, top: int = 3) -> Explanation:
+def explain(ws, rec, sequence, target: str, top: int = 3, exclude=()) -> Explanation:
     """Contribution of each sequence item to target's score, what the `top` largest
-    contributors share with the target, and the last position's attention rows."""
+    contributors share with the target, and the last position's attention rows. Pass the
+    recommendation list's `exclude` (e.g. the sequence) so the rank matches that list."""
     t0 = time.perf_counter()
     sequence = list(sequence)
     if not sequence:
         raise InputError("--items: give at least one item id")
-    full, rank, without, keep, L = leave_one_out(rec, sequence, target)
+    full, rank, without, keep, L = leave_one_out(rec, sequence, target, exclude)
     offset = len(sequence) - L
     maps = rec.attention(sequence)                         # [layers] of [heads, L, L]
     rows = [m[:, -1, :] for m in maps]
