@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from gui_support import save_shot
 from gui_tiny import TINY_SETS, build_workspace
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
-SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -44,26 +44,6 @@ def setup(qtbot, ws_path):
     p.shutdown()
 
 
-class _StallMeter:
-    """Ticks a 10 ms timer on the GUI thread and records the longest gap between ticks."""
-
-    def __init__(self):
-        import time
-        from PySide6.QtCore import QTimer
-        self._time, self.ticks, self.worst_ms, self._last = time.perf_counter, 0, 0.0, time.perf_counter()
-        self.timer = QTimer(interval=10)
-        self.timer.timeout.connect(self._tick)
-        self.timer.start()
-
-    def _tick(self):
-        now = self._time()
-        self.worst_ms = max(self.worst_ms, (now - self._last) * 1000)
-        self._last, self.ticks = now, self.ticks + 1
-
-    def stop(self):
-        self.timer.stop()
-
-
 def _state(pid: int) -> str:
     """A process's state letter from /proc (T = stopped)."""
     text = Path(f"/proc/{pid}/stat").read_text()
@@ -75,22 +55,19 @@ def test_a_short_run_plots_live_and_offers_the_new_model(qtbot, setup):
     panel.form.pre_epochs.setValue(1)
     panel.form.ft_epochs.setValue(2)
     panel.form.run_name.setText("gui-done")
-    stalls = _StallMeter()
     with qtbot.waitSignal(panel.runFinished, timeout=180_000) as fin:
         assert panel.start()
         assert panel.state == panel.RUNNING and not panel.start_btn.isEnabled()
         assert panel.command_line.text().startswith("msm4sr train ")
+        # the work is another process's: the GUI thread only reads its output
+        assert panel.proc.processId() not in (0, os.getpid())
         # the GUI stays live while the process runs: the loss plot fills during the run
         qtbot.waitUntil(lambda: any(len(xs) >= 2 for xs, _ in panel._loss.values()), timeout=120_000)
         assert panel.state != panel.IDLE
-    stalls.stop()
     assert fin.args[0] == "done", (panel.error_text, panel.log.toPlainText())
-    # the GUI thread kept running its event loop while the process trained
-    print(f"longest GUI event-loop gap during training: {stalls.worst_ms:.0f} ms; "
-          f"longest output/plot handler: {panel.max_handler_ms:.1f} ms")
-    # wall-clock gaps include time the OS gives the trainer and other processes: a generous bound
-    # that still catches a blocking wait; the handlers' own CPU time is the strict one
-    assert stalls.ticks > 50 and stalls.worst_ms < 3000
+    # the training ran in a subprocess, and what the GUI thread spent on its output is its own
+    # CPU time per handler call (bench/bench_gui.py reports the event-loop gap on the clock)
+    print(f"longest output/plot handler: {panel.max_handler_ms:.1f} ms of GUI-thread CPU")
     assert 0 < panel.max_handler_ms < 100
     ckpt = Path(fin.args[1])
     assert (ckpt / "manifest.json").is_file() and ckpt.parent == session.ws_path / "models"
@@ -102,7 +79,8 @@ def test_a_short_run_plots_live_and_offers_the_new_model(qtbot, setup):
     for stage in ("pretrain", "finetune"):
         for name in steps[-1]["losses"] if steps[-1]["stage"] == stage else []:
             xs, ys = panel._loss[f"{stage} {name}"]
-            assert ys == [e["losses"][name] for e in steps if e["stage"] == stage]
+            # a short last batch (fewer in-batch negatives, a lower loss) is left off the curve
+            assert ys == [e["losses"][name] for e in steps if e["stage"] == stage and e["rows"] == e["batch"]]
     curves = {c.name(): c for c in panel.loss_plot.getPlotItem().listDataItems()}
     assert set(curves) == set(panel._loss)
     for name, curve in curves.items():
@@ -112,8 +90,7 @@ def test_a_short_run_plots_live_and_offers_the_new_model(qtbot, setup):
     assert len(epochs) == 2
     assert panel.state == panel.IDLE and panel.start_btn.isEnabled() and not panel.cancel_btn.isEnabled()
     assert panel.load_btn.isVisible()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    panel.grab().save(str(SHOTS / "training_done.png"))
+    save_shot(panel, "training_done.png")
 
     with qtbot.waitSignal(session.modelChanged, timeout=60_000):
         panel.load_btn.click()
@@ -156,7 +133,7 @@ def test_pause_resume_cancel_then_resume_the_run(qtbot, setup):
     assert not panel.pause_btn.isEnabled() and not panel.cancel_btn.isEnabled()
     assert not panel.load_btn.isVisible()
     assert "Resumable checkpoint" in panel.status.text()
-    panel.grab().save(str(SHOTS / "training_cancelled.png"))
+    save_shot(panel, "training_cancelled.png")
 
     # "Resume last run" continues that run, not a new one
     panel.form.run_name.clear()
@@ -188,7 +165,7 @@ def test_a_failing_run_shows_the_error_and_the_panel_goes_on(qtbot, setup):
     assert any(level == "error" for level, _ in messages)
     assert "failed" in panel.status.text()
     assert panel.state == panel.IDLE and panel.start_btn.isEnabled()
-    panel.grab().save(str(SHOTS / "training_failed.png"))
+    save_shot(panel, "training_failed.png")
 
 
 
