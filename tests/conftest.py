@@ -63,6 +63,16 @@ def workspace(tmp_path):
     ws.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_user_demo(tmp_path_factory):
+    """No test, nor a program a test starts, reaches the user's demo folder: $MSM4SR_DEMO_DIR
+    points into the session's temporary folder unless a test sets its own."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MSM4SR_DEMO_DIR", str(tmp_path_factory.mktemp("no-user-demo") / "demo"))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def built_demo(tmp_path_factory):
     """The demo workspace built once per session from the shipped assets, in a temporary

@@ -16,7 +16,7 @@ from gui.app import MainWindow, demo_sequence, install_excepthook, unique_keys
 from gui.settings import Settings
 from gui.state import Session
 from gui.workers import wait_all
-from gui_support import ml1m_workspace
+from gui_support import ml1m_workspace, save_shot
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,7 +123,7 @@ def test_main_window_docks_menus_shortcuts(qtbot, window, ml_ws):
     win.session.select("1")
     qtbot.waitUntil(lambda: "popularity rank" in win.inspector.stats.text(), timeout=10000)
     qtbot.wait(200)
-    win.grab().save("artifacts/screenshots/main_window.png")
+    save_shot(win, "main_window.png")
 
 
 def test_a_key_bound_twice_is_kept_once(qapp):
@@ -199,7 +199,7 @@ def test_inspector_keywords_and_missing_clip(qtbot, window, ml_ws, tmp_path):
     qtbot.waitUntil(lambda: ins.image.pixmap() is not None and not ins.image.pixmap().isNull(), timeout=10000)
     qtbot.waitUntil(lambda: "rank" in ins.stats.text(), timeout=10000)
     assert not ins.clip_box.isVisible()            # keywords exist, nothing to nag about
-    ins.grab().save("artifacts/screenshots/inspector.png")
+    save_shot(ins, "inspector.png")
 
     # a workspace whose build found no CLIP weights says so and offers both ways out
     ws_path = tmp_path / "noclip"
@@ -209,7 +209,7 @@ def test_inspector_keywords_and_missing_clip(qtbot, window, ml_ws, tmp_path):
     assert ins.clip_box.isVisible()
     assert "CLIP weights for ViT-B-32 are not available" in ins.clip_note.text()
     assert ins.choose_weights.text() == "Choose weights file…" and ins.download.text() == "Let open_clip download"
-    ins.grab().save("artifacts/screenshots/inspector_no_clip.png")
+    save_shot(ins, "inspector_no_clip.png")
     # the build really runs on a worker; this workspace has no items, so it fails plainly
     with qtbot.waitSignal(win.session.message, timeout=60000,
                           check_params_cb=lambda level, text: level == "error") as msg:
@@ -286,7 +286,7 @@ def test_import_wizard_imports_and_opens(qtbot, window, ml1m, tmp_path):
                                    "posters": ml1m / "posters"}, tmp_path / "new_ws")
     assert ok, wiz.run_page.log.toPlainText()
     assert "interactions" in wiz.run_page.log.toPlainText()
-    wiz.grab().save("artifacts/screenshots/import_wizard_done.png")
+    save_shot(wiz, "import_wizard_done.png")
     with qtbot.waitSignal(wiz.imported) as imported:
         wiz.accept()
     assert imported.args[0] == str((tmp_path / "new_ws").resolve())
@@ -306,20 +306,28 @@ def test_import_wizard_shows_errors_plainly(qtbot, window, tmp_path):
     assert "ratings.dat" in log and "Nothing was stored" in log
     assert not (tmp_path / "bad_ws").exists()          # no half-made workspace left behind
     assert not wiz.button(QWizard.FinishButton).isEnabled() and wiz.button(QWizard.BackButton).isEnabled()
-    wiz.grab().save("artifacts/screenshots/import_wizard_error.png")
+    save_shot(wiz, "import_wizard_error.png")
 
 
 @pytest.mark.slow
-def test_demo_workspace_in_the_window(qtbot, window):
-    """The built-in demo: built on a worker (text features: minutes the first time), banner, demo sequence.
-
-    Like the app, it uses core.demo's folder ($MSM4SR_DEMO_DIR, else the user data folder), so a
-    demo built once (by the app or an earlier run) is reused and the test takes seconds."""
-    pytest.importorskip("core.demo")
+def test_demo_workspace_in_the_window(qtbot, window, built_demo, tmp_path, monkeypatch):
+    """The built-in demo as the app opens it: found on a worker, banner, demo sequence and the
+    shipped model (committed, so it must load). On a copy of this session's freshly built demo
+    in a temporary $MSM4SR_DEMO_DIR, never the user's data folder or a demo of older code."""
+    import shutil
+    from gui.app import DEMO_MODEL
+    mine = tmp_path / "demo"
+    shutil.copytree(built_demo[0], mine)
+    monkeypatch.setenv("MSM4SR_DEMO_DIR", str(mine))
     win = window
-    with qtbot.waitSignal(win.workspaceOpened, timeout=600000):
+    opened = []
+    win.workspaceOpened.connect(opened.append)
+    with qtbot.waitSignal(win.modelLoaded, timeout=600000) as loaded:
         win.open_demo()
         assert "preparing the demo" in win.message.text()
+    assert opened == [str(mine)]
+    assert loaded.args[0] == str(DEMO_MODEL), win.message.text()
+    assert win.session.recommender is not None and win.session.model_path == DEMO_MODEL
     qtbot.waitUntil(lambda: win.catalog.loaded, timeout=15000)
     assert win.banner.isVisible() and "simulated" in win.banner.text()
     assert len(win.session.sequence) >= 4 and win.sequence.undo_stack.count() == 1
@@ -328,17 +336,12 @@ def test_demo_workspace_in_the_window(qtbot, window):
     assert any("catalog tags" in (win.inspector.keywords_box.itemAt(k).widget().text()
                                   if hasattr(win.inspector.keywords_box.itemAt(k).widget(), "text") else "")
                for k in range(win.inspector.keywords_box.count()))
-    if win.model_loading:              # trained_models/demo, when the checkout has it
-        with qtbot.waitSignal(win.modelLoaded, timeout=120000) as loaded:
-            pass
-        assert loaded.args[0] is not None, win.message.text()
-    if win.session.recommender is not None:
-        assert "demo" in win.model_label.text()
-        qtbot.waitUntil(lambda: len(win.recommendations.results) > 0, timeout=60000)
-        assert not set(i for i, _ in win.recommendations.results) & set(win.session.sequence)
+    assert "demo" in win.model_label.text()
+    qtbot.waitUntil(lambda: len(win.recommendations.results) > 0, timeout=60000)
+    assert not set(i for i, _ in win.recommendations.results) & set(win.session.sequence)
     qtbot.waitUntil(lambda: win.catalog.thumbs.idle(), timeout=10000)
     qtbot.wait(300)
-    win.grab().save("artifacts/screenshots/main_demo.png")
+    save_shot(win, "main_demo.png")
 
 
 @pytest.mark.realdata
