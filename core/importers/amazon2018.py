@@ -116,6 +116,7 @@ def parse(sources: dict, opts, progress) -> Parsed:
             except InputError as e:
                 bad(e)
             if n % 100_000 == 0:
+                parsed.rows.flush()   # pack the tuples read so far into compact columns
                 progress("parse", n, 0)
         parsed.sources["reviews"] = str(Path(reviews).resolve())
     parsed.has_interactions = bool(reviews)

@@ -14,6 +14,7 @@ from pathlib import Path
 from core.errors import InputError
 from core.importers.reading import (Lines, ReadLimits, check_file, iter_lines, line_batches,  # noqa: F401
                                     read_lines, shown)
+from core.importers.rows import Rows
 from core.workspace import Item
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp")
@@ -23,7 +24,7 @@ TS_MIN, TS_MAX = -(2 ** 63), 2 ** 63 - 1  # SQLite INTEGER range
 @dataclass
 class Parsed:
     """What a format parser hands to the shared processing step."""
-    rows: list[tuple[str, str, int]] = field(default_factory=list)   # file order
+    rows: Rows = field(default_factory=Rows)   # (user, item, timestamp) in file order, compact
     items: dict[str, Item] = field(default_factory=dict)
     tags: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     image_urls: dict[str, str] = field(default_factory=dict)         # item -> first URL

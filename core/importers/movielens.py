@@ -10,6 +10,7 @@ from core.errors import InputError
 from core.importers import tsv
 from core.importers.common import (FirstLines, BadLines, Parsed, check_folder, image_index,
                                    need_id, read_lines, to_ts)
+from core.importers.rows import Rows
 from core.workspace import Item
 
 MOVIES_ENCODING = "latin-1"   # the GroupLens files are Latin-1, not UTF-8
@@ -36,18 +37,19 @@ def parse_rating_line(line: str, path, n: int) -> tuple[str, str, int]:
             to_ts(parts[3].strip(), path, n))
 
 
-def read_ratings(path, encoding, bad: BadLines, progress, limits=None) -> list[tuple[str, str, int]]:
+def read_ratings(path, encoding, bad: BadLines, progress, limits=None) -> Rows:
     lines = read_lines(path, encoding, limits, progress)
     if "::" not in lines[0]:   # an interactions table with a header (user_id, movie_id, timestamp)
         return tsv.read_interactions(path, "\t", {}, encoding, bad, progress, lines)
-    out = []
+    out = Rows()
     append = out.append
     for k, (n, line) in enumerate(lines.numbered()):
         try:
             append(parse_rating_line(line, path, n))
         except InputError as e:
             bad(e)
-        if k % 200_000 == 0:
+        if k % 100_000 == 0:
+            out.flush()   # pack the tuples read so far into compact columns
             progress("parse", k, len(lines))
     progress("parse", len(lines), len(lines))
     return out

@@ -115,7 +115,8 @@ def parse(sources: dict, opts, progress) -> Parsed:
                 append(parse_inter_line(line, idx, len(names), inter, n))
             except InputError as e:
                 bad(e)
-            if k % 200_000 == 0:
+            if k % 100_000 == 0:
+                parsed.rows.flush()   # pack the tuples read so far into compact columns
                 progress("parse", k, total)
         progress("parse", total, total)
         parsed.sources["inter"] = str(Path(inter).resolve())

@@ -10,6 +10,7 @@ from pathlib import Path
 from core.errors import InputError
 from core.importers.common import (FirstLines, TS_MAX, BadLines, Lines, Parsed, check_folder,
                                    inside, line_batches, need_id, parse_tags, read_lines, shown, to_ts)
+from core.importers.rows import Rows
 from core.workspace import Item
 
 INTER_FIELDS = ("user", "item", "timestamp")
@@ -112,7 +113,7 @@ def parse_item(fields: list[str], idx: dict[str, int], ncols: int, root: Path, p
 
 def read_interactions(path, sep: str, columns: dict[str, str], encoding, bad: BadLines,
                       progress=None, lines: Lines | None = None,
-                      limits=None) -> list[tuple[str, str, int]]:
+                      limits=None) -> Rows:
     if sep == "\t" and lines is None:
         lines = read_lines(path, encoding, limits, progress)
     total = len(lines) if lines is not None else 0
@@ -120,12 +121,14 @@ def read_interactions(path, sep: str, columns: dict[str, str], encoding, bad: Ba
     hline, header = _header(rows, path)
     idx = header_index(header, INTER_FIELDS, REQUIRED_INTER, columns, path, hline)
     ncols = len(header)
-    out = []
+    out = Rows()
     append = out.append
     iu, ii, it = idx["user"], idx["item"], idx["timestamp"]
     for k, (n, fields) in enumerate(rows):
-        if progress and k % 200_000 == 0:
-            progress("parse", k, total)
+        if k % 100_000 == 0:
+            out.flush()   # pack the tuples read so far into compact columns
+            if progress:
+                progress("parse", k, total)
         # fast path for good rows; parse_interaction is the rule and names the problem
         if len(fields) == ncols:
             u, i, ts = fields[iu].strip(), fields[ii].strip(), fields[it]
