@@ -3,7 +3,7 @@
 Cold items are held out of every training sequence by the import's cold-start split and
 come back as cold-start test cases; new items were added by hand (`new:N`) and were never
 in any data. The search matches as the app's catalog search does: every word, any case,
-in the title, the categories or the first SEARCH_TEXT_CHARS characters of the text.
+as the start of a word of the id, title, categories or first SEARCH_TEXT_CHARS of the text.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-SEARCH_TEXT_CHARS = 1000   # as gui/catalog.py searches
+from core.search import SEARCH_TEXT_CHARS  # noqa: F401  (as the app's search box)
 WHAT = {"cold": "cold-start items (held out of training by the import's cold-start split; "
                 "scored from their content alone)",
         "new": "new items (added by hand, never in the data; scored from their content alone)",
@@ -25,16 +25,16 @@ def _count(text: str) -> int:
 
 
 def find_items(ws, which: str | None = None, search: str = "") -> list[dict]:
-    """Items of the workspace (all, cold or new) whose text holds every word of `search`."""
-    where = {"cold": "WHERE cold=1", "new": "WHERE is_new=1", None: ""}[which]
+    """Items of the workspace (all, cold or new); with `search`, those holding every word
+    of it as a word prefix, best first (the workspace's FTS5 index, core/search.py)."""
+    cond = {"cold": "cold=1", "new": "is_new=1", None: ""}[which]
     pop = ws.popularity()
-    words = search.lower().split()
+    if search.strip():      # text without any word (only punctuation) matches nothing
+        found = (ws.item(i) for i in ws.search(search, cond))
+    else:
+        found = ws.items(f"WHERE {cond}" if cond else "")
     out = []
-    for it in ws.items(where):
-        if words:
-            hay = f"{it.title}\n{it.categories}\n{it.text[:SEARCH_TEXT_CHARS]}".lower()
-            if not all(w in hay for w in words):
-                continue
+    for it in found:
         out.append({"id": it.id, "title": it.title, "categories": it.categories,
                     "cold": it.cold, "new": it.is_new, "interactions": pop.get(it.id, 0),
                     "image": it.image or ""})
@@ -71,7 +71,8 @@ def add_commands(sub) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--cold", action="store_true", help="only cold-start (held-out) items")
     g.add_argument("--new", action="store_true", help="only items added by hand (new:N)")
-    p.add_argument("--search", metavar="TEXT", help="every word in the title, categories or text")
+    p.add_argument("--search", metavar="TEXT", help="every word, as a word prefix, in the id, title, categories "
+                                                       "or text")
     p.add_argument("--limit", type=_count, default=50, metavar="N", help="list at most N (default 50; "
                                                                       "0: all)")
     p.add_argument("--json", action="store_true", help="machine-readable output (honours --limit)")

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from core import search
 from core.errors import WorkspaceError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2          # 2: the items_fts search index (core/search.py)
 DB_NAME = "catalog.sqlite"
 
 _SCHEMA = """
@@ -150,6 +151,7 @@ class Workspace:
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
                         db.execute(stmt)
+                search.create_index(db)     # fills the index of an older workspace's items
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                            (str(SCHEMA_VERSION),))
 
@@ -222,6 +224,11 @@ class Workspace:
     def item_ids(self) -> list[str]:
         """All item ids in a fixed order (sorted); model indices follow this order."""
         return [r[0] for r in self.db.execute("SELECT id FROM items ORDER BY id")]
+
+    def search(self, text: str, where: str = "", limit: int | None = None) -> list[str]:
+        """Ids of the items holding every word of `text` as a word prefix, best first
+        (core/search.py). `where`: an extra condition on items, e.g. "is_new=1"."""
+        return search.search_ids(self.db, text, where, limit)
 
     def add_new_item(self, title: str, text: str = "", image: str | None = None,
                      categories: str = "") -> Item:
