@@ -52,7 +52,7 @@ class AttentionPanel(QWidget):
 
         self.layer_box = QComboBox()
         self.head_box = QComboBox()
-        self.readout = QLabel(" ")
+        self.readout = QLabel(" ", wordWrap=True)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status = QLabel(wordWrap=True)
         self.status.setStyleSheet("color: palette(mid); padding: 6px;")
@@ -215,8 +215,9 @@ class AttentionPanel(QWidget):
             return
 
     def describe(self, i: int, j: int, mat: np.ndarray, caption: str = "") -> str:
-        text = (f"query {i + 1} ({short(self.titles[i], 30)}) → key {j + 1} "
-                f"({short(self.titles[j], 30)}): {mat[i, j]:.3f}")
+        # the whole titles: the row labels may be cut, the readout is where they are read
+        text = (f"query {i + 1} ({short(self.titles[i], 80)}) → key {j + 1} "
+                f"({short(self.titles[j], 80)}): {mat[i, j]:.3f}")
         return f"{caption}: {text}" if caption else text
 
 

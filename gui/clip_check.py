@@ -41,7 +41,7 @@ def clip_status(model: str, tag: str, weights: str) -> tuple[bool, str]:
 
 
 class ClipWeightsRow(QWidget):
-    """A weights-file field with Browse, and the result of the check under it."""
+    """A weights-file field with Browse; `note` (placed by the page) says what the check found."""
     checked = Signal(bool)          # the check finished: usable or not
 
     def __init__(self, settings=None, parent=None):
@@ -62,7 +62,8 @@ class ClipWeightsRow(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(row)
-        lay.addWidget(self.note)
+        # self.note goes in a row of the page's own form: a wrapped label only gets the
+        # height its lines need from a layout that asks it (height-for-width)
         self.edit.editingFinished.connect(self.check)
 
     def weights(self) -> str:

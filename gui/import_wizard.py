@@ -185,6 +185,7 @@ class OptionsPage(QWizardPage):
         form.addRow("", self.features)
         form.addRow("Image keywords", self.keywords)
         form.addRow("CLIP weights", self.clip)
+        form.addRow("", self.clip.note)
         self.clip_label = form.labelForField(self.clip)
         form.addRow("Workspace folder", row)
         form.addRow(self.problem)
@@ -193,7 +194,7 @@ class OptionsPage(QWizardPage):
         return self.features.isChecked() and self.keywords.currentData() == "clip"
 
     def _clip_shown(self, *_) -> None:
-        for w in (self.clip, self.clip_label):
+        for w in (self.clip, self.clip_label, self.clip.note):
             w.setVisible(self.uses_clip())
         if self.uses_clip() and self.clip.ok is None and self.isVisible():
             self.clip.check()

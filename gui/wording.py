@@ -7,8 +7,7 @@ import re
 # (pattern, replacement): the command-line phrases core's messages use, most specific first
 PHRASES = [
     (r"Pass --clip-weights FILE\.safetensors, or continue without image keywords\.",
-     "Choose a CLIP weights file (.safetensors) in the import wizard's options, or go on without "
-     "image keywords."),
+     "Choose a local CLIP weights file (.safetensors), or go on without image keywords."),
     (r"\(--keywords-from none\)", "(“No image keywords” was chosen)"),
     (r"use --resume to continue it or --run to name a new one",
      "tick “Resume last run” to continue it, or give a new run name"),
