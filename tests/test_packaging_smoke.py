@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,14 +58,12 @@ def test_toml_config_loads_on_this_python(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def demo_ws(tmp_path_factory):
-    from core import demo
-    mp = pytest.MonkeyPatch()
-    folder = tmp_path_factory.mktemp("smoke-demo") / "ws"
-    mp.setenv("MSM4SR_DEMO_DIR", str(folder))
-    path = demo.ensure_demo_workspace()
-    yield path
-    mp.undo()
+def demo_ws(built_demo, tmp_path_factory):
+    """A copy of the session's demo workspace (conftest), which training here adds a model to."""
+    src, _ = built_demo
+    path = tmp_path_factory.mktemp("smoke") / "demo"
+    shutil.copytree(src, path)
+    return path
 
 
 def test_demo_builds_and_the_shipped_model_recommends(demo_ws):
