@@ -1,35 +1,40 @@
-"""Catalog browser: a virtualised thumbnail grid over the whole catalog.
+"""Catalog browser: a virtualised thumbnail grid over the whole catalog, at a million items.
 
-The rows are loaded once per workspace on a worker (ids, titles, categories, a
-search string, popularity and the sort orders, which SQLite computes). Filtering
-and sorting then only rebuild a list of row numbers; the view asks `data()` for
-visible rows only (uniform item sizes, batched layout), so 100,000 items stay smooth.
+The grid holds a view as a numpy array of items.rowid (gui/catalog_data.py): the count and
+one sort order are read on a worker, the category list and popularity after the first
+paint. `data()` reads the rows on screen from SQLite a page at a time (an LRU of pages),
+so no Python object per item is ever made. Search is the workspace's FTS5 index; search,
+category and sort are applied in SQLite and numpy, on a worker for catalogs above
+SYNC_ROWS (at once below it). Thumbnails are decoded only for the cells painted.
 """
 from __future__ import annotations
 
 import json
-import os
-from collections import Counter
-from dataclasses import dataclass, field
+import sqlite3
+from collections import OrderedDict
 
+import numpy as np
 from PySide6.QtCore import (QAbstractListModel, QItemSelectionModel, QMimeData, QModelIndex,
                             QSize, Qt, QTimer, Signal)
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QLineEdit,
                                QListView, QVBoxLayout, QWidget)
 
+from gui import catalog_data as cd
+from gui.catalog_data import NEW_TAG, SORTS, CatalogData  # noqa: F401  (re-exported)
 from gui.thumbnails import ThumbnailCache
 from gui.workers import run_for
 
 MIME_ITEMS = "application/x-msm4sr-items"
-SEARCH_TEXT_CHARS = 1000        # search covers title, categories and this much of the text
-SORTS = (("title", "Title"), ("popularity", "Most popular"), ("id", "Id"), ("newest", "Newest"))
-NEW_TAG = "\x00new"             # the "new items" entry of the category filter
+PAGES_KEPT = 64                 # pages of rows cached (16k rows), a few screens either way
 IdRole = int(Qt.UserRole) + 1
 _DISPLAY, _DECORATION, _TOOLTIP, _BACKGROUND = (
     int(r) for r in (Qt.DisplayRole, Qt.DecorationRole, Qt.ToolTipRole, Qt.BackgroundRole))
 _FLAGS = Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsDragEnabled
 _NO_FLAGS = Qt.NoItemFlags
+_EMPTY = np.empty(0, dtype=np.int64)
+
+load_catalog = cd.load_catalog_at       # the worker's first read (tests count its calls)
 
 
 def encode_ids(ids: list[str]) -> bytes:
@@ -45,134 +50,96 @@ def decode_ids(data: bytes) -> list[str]:
     return [str(i) for i in ids if isinstance(i, (str, int))] if isinstance(ids, list) else []
 
 
-@dataclass
-class CatalogData:
-    """Everything the grid needs, one entry per item in id order."""
-    ids: list[str] = field(default_factory=list)
-    titles: list[str] = field(default_factory=list)
-    categories: list[str] = field(default_factory=list)
-    images: list[str] = field(default_factory=list)        # absolute path or ''
-    is_new: list[bool] = field(default_factory=list)
-    popularity: list[int] = field(default_factory=list)
-    hay: list[str] = field(default_factory=list)           # lower-cased search text
-    orders: dict[str, list[int]] = field(default_factory=dict)
-    category_counts: list[tuple[str, int]] = field(default_factory=list)
-
-
-def load_catalog(ws_path) -> CatalogData:
-    """Runs on a worker with its own connection. SQLite sorts (and releases the GIL while it does)."""
-    from core.workspace import Workspace
-    with Workspace.open(ws_path) as ws:
-        db = ws.db
-        pop = dict(db.execute("SELECT item, COUNT(*) FROM interactions GROUP BY item"))
-        rows = db.execute("SELECT id, title, categories, substr(text, 1, ?), image, is_new "
-                          "FROM items ORDER BY id", (SEARCH_TEXT_CHARS,)).fetchall()
-        d = CatalogData()
-        if rows:
-            ids, titles, cats, texts, images, is_new = (list(c) for c in zip(*rows))
-            root = str(ws.path)
-            d.ids = ids
-            d.titles = [t or i for t, i in zip(titles, ids)]
-            d.categories = [c or "" for c in cats]
-            d.images = [("" if not im else im if os.path.isabs(im) else os.path.join(root, im))
-                        for im in images]
-            d.is_new = [bool(n) for n in is_new]
-            d.popularity = [pop.get(i, 0) for i in ids]
-            d.hay = [f"{t}\n{c}\n{x}".lower() for t, c, x in zip(titles, cats, texts)]
-        cats_counter = Counter(c for c in "|".join(d.categories).split("|") if c)
-        index = {iid: k for k, iid in enumerate(d.ids)}
-        d.orders["id"] = list(range(len(d.ids)))
-        d.orders["title"] = [index[r[0]] for r in db.execute(
-            "SELECT id FROM items ORDER BY title COLLATE NOCASE, id")]
-        d.orders["newest"] = [index[r[0]] for r in db.execute(
-            "SELECT id FROM items ORDER BY is_new DESC, added DESC, rowid DESC")]
-        d.orders["popularity"] = sorted(d.orders["id"], key=lambda k: -d.popularity[k])
-        d.category_counts = cats_counter.most_common(1000)
-        return d
-
-
 class CatalogModel(QAbstractListModel):
-    """Rows are `self.rows` (positions into `self.data_`), the filtered and sorted view."""
+    """Row r shows the item whose rowid is `self.rows[r]`; its fields come from `_page`."""
 
     def __init__(self, thumbs: ThumbnailCache, parent=None):
         super().__init__(parent)
         self.thumbs = thumbs
         self.data_ = CatalogData()
-        self.rows: list[int] = []
-        self.search = ""
-        self.category = ""
-        self.sort = "title"
-        self._pos: dict[int, int] | None = None    # data row -> view row, built on demand
-        self._id_index: dict[str, int] = {}
+        self.rows: np.ndarray = _EMPTY
+        self.db: sqlite3.Connection | None = None    # the GUI thread's read connection
+        self.root = ""
+        self.search, self.category, self.sort = "", "", "title"   # what the panel asked for
+        self.page_reads = 0                          # pages read from SQLite (tests count them)
+        self._pages: OrderedDict[int, list[tuple]] = OrderedDict()
+        self._pos: np.ndarray | None = None          # rowid -> view row, built on demand
         self._new_brush = QBrush(QColor("#fff4cc"))
 
     # ---- contents --------------------------------------------------------
-    def set_catalog(self, data: CatalogData) -> None:
-        self.data_ = data
-        self._id_index = {iid: k for k, iid in enumerate(data.ids)}
-        self._refilter()
+    def set_catalog(self, data: CatalogData, db, root: str, rows: np.ndarray) -> None:
+        self.data_, self.db, self.root = data, db, str(root)
+        self.set_rows(rows)
 
-    def set_search(self, text: str) -> None:
-        text = text.strip().lower()
-        if text != self.search:
-            self.search = text
-            self._refilter()
+    def clear(self) -> None:
+        self.set_catalog(CatalogData(), None, "", _EMPTY)
 
-    def set_category(self, category: str) -> None:
-        if category != self.category:
-            self.category = category
-            self._refilter()
-
-    def set_sort(self, key: str) -> None:
-        if key not in self.data_.orders and self.data_.ids:
-            raise ValueError(f"unknown sort {key!r}")
-        if key != self.sort:
-            self.sort = key
-            self._refilter()
-
-    def _refilter(self) -> None:
-        d = self.data_
-        order = d.orders.get(self.sort, range(len(d.ids)))
-        rows = order
-        if self.category == NEW_TAG:
-            rows = [k for k in rows if d.is_new[k]]
-        elif self.category:
-            tag = self.category
-            cats = d.categories
-            rows = [k for k in rows if tag in cats[k] and tag in cats[k].split("|")]
-        if self.search:
-            words = self.search.split()
-            hay = d.hay
-            for w in words:
-                rows = [k for k in rows if w in hay[k]]
+    def set_rows(self, rows: np.ndarray) -> None:
         self.beginResetModel()
-        self.rows = list(rows)
+        self.rows = rows
+        self._pages.clear()
         self._pos = None
         self.endResetModel()
 
+    def _row(self, row: int) -> tuple:
+        page = row // cd.PAGE
+        got = self._pages.get(page)
+        if got is None:
+            rowids = self.rows[page * cd.PAGE:(page + 1) * cd.PAGE].tolist()
+            try:
+                got = cd.read_page(self.db, self.root, rowids) if self.db is not None else []
+            except sqlite3.Error:          # the workspace was closed under us: blank until reload
+                got = []
+            got += [("", "", "", "", False)] * (len(rowids) - len(got))
+            self.page_reads += 1
+            self._pages[page] = got
+            while len(self._pages) > PAGES_KEPT:
+                self._pages.popitem(last=False)
+        else:
+            self._pages.move_to_end(page)
+        return got[row - page * cd.PAGE]
+
     # ---- lookups ---------------------------------------------------------
     def item_id(self, row: int) -> str:
-        return self.data_.ids[self.rows[row]]
+        return self._row(row)[0]
+
+    def _rowid(self, item_id: str) -> int | None:
+        if self.db is None:
+            return None
+        r = self.db.execute("SELECT rowid FROM items WHERE id=?", (item_id,)).fetchone()
+        return r[0] if r else None
 
     def row_of(self, item_id: str) -> int:
         """The view row showing this item, or -1 when it is filtered out or unknown."""
-        k = self._id_index.get(item_id)
-        if k is None:
+        rid = self._rowid(item_id)
+        if rid is None or rid > self.data_.max_rowid:
             return -1
         if self._pos is None:
-            self._pos = {r: i for i, r in enumerate(self.rows)}
-        return self._pos.get(k, -1)
+            self._pos = np.full(self.data_.max_rowid + 1, -1, dtype=np.int64)
+            self._pos[self.rows] = np.arange(len(self.rows))
+        return int(self._pos[rid])
+
+    def _field(self, item_id: str, column: str) -> str:
+        if self.db is None:
+            return ""
+        r = self.db.execute(f"SELECT {column} FROM items WHERE id=?", (item_id,)).fetchone()
+        return (r[0] or "") if r else ""
 
     def title(self, item_id: str) -> str:
-        k = self._id_index.get(item_id)
-        return self.data_.titles[k] if k is not None else item_id
+        return self._field(item_id, "title") or item_id
 
     def image(self, item_id: str) -> str:
-        k = self._id_index.get(item_id)
-        return self.data_.images[k] if k is not None else ""
+        """The absolute image path, or ''."""
+        rid = self._rowid(item_id)
+        return cd.read_page(self.db, self.root, [rid])[0][3] if rid is not None else ""
+
+    def popularity(self, row: int) -> int | None:
+        """Interactions of the item in this row; None until the popularity is loaded."""
+        pop = self.data_.popularity
+        return None if pop is None else int(pop[self.rows[row]])
 
     def total(self) -> int:
-        return len(self.data_.ids)
+        return self.data_.total
 
     # ---- Qt model --------------------------------------------------------
     def rowCount(self, parent=QModelIndex()) -> int:
@@ -183,20 +150,22 @@ class CatalogModel(QAbstractListModel):
         row = index.row()
         if row < 0 or row >= len(self.rows):
             return None
-        k = self.rows[row]
-        d = self.data_
         role = int(role)
+        if role not in (_DISPLAY, _DECORATION, IdRole, _TOOLTIP, _BACKGROUND):
+            return None
+        iid, title, cats, image, is_new = self._row(row)
         if role == _DISPLAY:
-            return ("★ " if d.is_new[k] else "") + d.titles[k]
+            return ("★ " if is_new else "") + title
         if role == _DECORATION:
-            return self.thumbs.get(d.images[k])
+            return self.thumbs.get(image)
         if role == IdRole:
-            return d.ids[k]
+            return iid
         if role == _TOOLTIP:
-            cats = d.categories[k].replace("|", ", ")
-            extra = "\nnew item (not in the training data)" if d.is_new[k] else ""
-            return f"{d.titles[k]}\n{cats}\n{d.popularity[k]:,} interactions · id {d.ids[k]}{extra}"
-        if role == _BACKGROUND and d.is_new[k]:
+            pop = self.popularity(row)
+            n = f"{pop:,} interactions · " if pop is not None else ""
+            extra = "\nnew item (not in the training data)" if is_new else ""
+            return f"{title}\n{cats.replace('|', ', ')}\n{n}id {iid}{extra}"
+        if role == _BACKGROUND and is_new:
             return self._new_brush
         return None
 
@@ -207,10 +176,11 @@ class CatalogModel(QAbstractListModel):
         return [MIME_ITEMS]
 
     def mimeData(self, indexes):
-        ids = [self.item_id(i.row()) for i in sorted(indexes, key=lambda i: i.row()) if i.isValid()]
+        rows = sorted(i.row() for i in indexes if i.isValid())
+        ids = [self.item_id(r) for r in rows]
         mime = QMimeData()
         mime.setData(MIME_ITEMS, encode_ids(ids))
-        mime.setText("\n".join(self.title(i) for i in ids))
+        mime.setText("\n".join(self._row(r)[1] for r in rows))
         return mime
 
     def supportedDragActions(self):
@@ -228,6 +198,8 @@ class CatalogPanel(QWidget):
         self.thumbs = thumbs or ThumbnailCache(parent=self)
         self.model = CatalogModel(self.thumbs, self)
         self._generation = 0
+        self._filter_gen = 0
+        self._busy = False
         self.loaded = False
 
         self.search = QLineEdit(placeholderText="Search titles, text and categories  (Ctrl+F)")
@@ -275,14 +247,12 @@ class CatalogPanel(QWidget):
         self._debounce.timeout.connect(self.apply_search)
         self.search.textChanged.connect(self._debounce.start)
         self.search.returnPressed.connect(self.apply_search)
-        self.category.currentIndexChanged.connect(
-            lambda _: self._apply(lambda: self.model.set_category(self.category.currentData() or "")))
-        self.sort.currentIndexChanged.connect(
-            lambda _: self._apply(lambda: self.model.set_sort(self.sort.currentData())))
+        self.category.currentIndexChanged.connect(lambda _: self._category_changed())
+        self.sort.currentIndexChanged.connect(lambda _: self._sort_changed())
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         self.view.doubleClicked.connect(self._double_clicked)
         self.thumbs.ready.connect(lambda _p: self.view.viewport().update())
-        session.workspaceChanged.connect(self.reload)
+        session.workspaceChanged.connect(self._workspace_changed)
         session.itemsChanged.connect(self.reload)
         session.selectionChanged.connect(self._show_selected)
         self._set_categories([])
@@ -290,6 +260,11 @@ class CatalogPanel(QWidget):
             self.reload()
 
     # ---- loading ---------------------------------------------------------
+    def _workspace_changed(self) -> None:
+        self.model.clear()          # the old connection is closed: never read it again
+        self.thumbs.clear()
+        self.reload()
+
     def reload(self) -> None:
         if self.session.ws_path is None:
             return
@@ -297,23 +272,34 @@ class CatalogPanel(QWidget):
         gen = self._generation
         self.loaded = False
         self.count.setText("loading…")
-        if self.model.total() == 0:
-            self.thumbs.clear()
-        run_for(self, load_catalog, self.session.ws_path,
-                 on_done=lambda data: self._loaded(gen, data),
-                 on_error=lambda exc, tb: self._failed(gen, exc))
+        run_for(self, load_catalog, self.session.ws_path, self.model.sort,
+                on_done=lambda data: self._loaded(gen, data),
+                on_error=lambda exc, tb: self._failed(gen, exc))
 
     def _loaded(self, gen: int, data: CatalogData) -> None:
         if gen != self._generation:
             return      # a newer load is running (workspace switched meanwhile)
-        same_catalog = bool(data.ids and self.model.total() and data.ids[0] == self.model.data_.ids[0])
-        if data.ids and self.model.total() and not same_catalog:
-            self.thumbs.clear()
-        scroll = self.view.verticalScrollBar().value() if same_catalog else 0
-        self.model.set_catalog(data)
+        same = self.model.total() > 0
+        scroll = self.view.verticalScrollBar().value() if same else 0
+        old = self.model.data_
+        if old.category_counts is not None:      # keep the filter's entries until the new ones come
+            data.category_counts = old.category_counts
+        self.model.set_catalog(data, self.session.ws.db, self.session.ws_path,
+                               data.orders[self.model.sort])
+        if self.model.search.strip() or self.model.category:
+            self._refilter()
         if scroll:      # a reload after adding an item keeps the user's place
             QTimer.singleShot(0, self, lambda: self.view.verticalScrollBar().setValue(scroll))
-        self._set_categories(data.category_counts, any(data.is_new))
+        self._update_count()
+        run_for(self, cd.load_extras_at, self.session.ws_path, data.max_rowid,
+                on_done=lambda extras: self._extras(gen, data, extras),
+                on_error=lambda exc, tb: self._failed(gen, exc))
+
+    def _extras(self, gen: int, data: CatalogData, extras) -> None:
+        if gen != self._generation:
+            return
+        data.category_counts, data.popularity = extras
+        self._set_categories(data.category_counts, data.has_new)
         self.loaded = True
         self._update_count()
         if self.session.selected:
@@ -321,6 +307,7 @@ class CatalogPanel(QWidget):
 
     def _failed(self, gen: int, exc: BaseException) -> None:
         if gen == self._generation:
+            self._busy = False
             self.count.setText("not loaded")
             self.session.error(f"Could not load the catalog: {exc}")
 
@@ -337,12 +324,15 @@ class CatalogPanel(QWidget):
         self.category.setCurrentIndex(max(k, 0))
         self.category.blockSignals(False)
         if current and k < 0:
-            self.model.set_category("")
+            self._category_changed()
 
     # ---- filters ---------------------------------------------------------
     def apply_search(self) -> None:
         self._debounce.stop()
-        self._apply(lambda: self.model.set_search(self.search.text()))
+        text = self.search.text().strip()
+        if text != self.model.search:
+            self.model.search = text
+            self._refilter()
 
     def set_category(self, category: str) -> None:
         k = self.category.findData(category)
@@ -351,16 +341,62 @@ class CatalogPanel(QWidget):
         self.category.setCurrentIndex(k)
 
     def set_sort(self, key: str) -> None:
-        self.sort.setCurrentIndex(self.sort.findData(key))
+        k = self.sort.findData(key)
+        if k < 0:
+            raise ValueError(f"unknown sort {key!r}")
+        self.sort.setCurrentIndex(k)
 
-    def _apply(self, change) -> None:
-        change()
+    def _category_changed(self) -> None:
+        self.model.category = self.category.currentData() or ""
+        self._refilter()
+
+    def _sort_changed(self) -> None:
+        self.model.sort = self.sort.currentData()
+        self._refilter()
+
+    @property
+    def busy(self) -> bool:
+        """A search, filter or sort is being computed on a worker."""
+        return self._busy
+
+    def _refilter(self) -> None:
+        """Apply search, category and sort: at once on a small catalog, else on a worker
+        (the latest request wins; the grid keeps the previous view meanwhile)."""
+        m, d = self.model, self.model.data_
+        if self.session.ws is None or m.db is None:
+            return
+        self._filter_gen += 1
+        gen = self._filter_gen
+        spec = (m.sort, m.search, m.category)
+        order = d.orders.get(m.sort)
+        if d.total <= cd.SYNC_ROWS:
+            if order is None:
+                order = d.orders[m.sort] = cd.sort_order(m.db, d, m.sort)
+            self._filtered(gen, d, spec, (order, cd.filter_rows(m.db, order, d.max_rowid,
+                                                                 m.search, m.category)))
+            return
+        self._busy = True
+        self.count.setText("searching…" if m.search else "sorting…")
+        run_for(self, cd.view_at, self.session.ws_path, d, order, *spec,
+                on_done=lambda res: self._filtered(gen, d, spec, res),
+                on_error=lambda exc, tb: self._failed(self._generation, exc)
+                if gen == self._filter_gen else None)
+
+    def _filtered(self, gen: int, d: CatalogData, spec, res) -> None:
+        if gen != self._filter_gen or d is not self.model.data_:
+            return      # a newer request, or another catalog, came meanwhile
+        order, rows = res
+        d.orders[spec[0]] = order
+        self._busy = False
+        self.model.set_rows(rows)
         self._update_count()
         sel = self.session.selected
         if sel and self.model.row_of(sel) >= 0:
             self._show_selected(sel)
 
     def _update_count(self) -> None:
+        if self._busy:
+            return
         shown, total = self.model.rowCount(), self.model.total()
         self.count.setText(f"{total:,} items" if shown == total else f"{shown:,} of {total:,} items")
 

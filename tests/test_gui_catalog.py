@@ -34,6 +34,12 @@ def open_panel(qtbot, ws_path, size=(900, 700)):
     return session, panel
 
 
+def hay(panel, row):
+    """What the search looks in, lower-cased: id, title, categories, the text's start."""
+    it = panel.session.ws.item(panel.model.item_id(row))
+    return f"{it.id}\n{it.title}\n{it.categories}\n{it.text[:1000]}".lower()
+
+
 def titles(panel):
     m = panel.model
     return [m.data(m.index(r)) for r in range(m.rowCount())]
@@ -45,14 +51,14 @@ def test_catalog_loads_every_item_with_thumbnails(qtbot, ml_ws):
     m = panel.model
     assert m.rowCount() == 300 and panel.count.text() == "300 items"
     # sorted by title by default (case-insensitive, ties by id), which is not the id order
-    d = m.data_
-    keys = [(d.titles[k].lower(), d.ids[k]) for k in m.rows]
-    assert keys == sorted(keys) and m.rows != sorted(m.rows)
-    assert titles(panel) == [d.titles[k] for k in m.rows]
+    ids = [m.item_id(r) for r in range(m.rowCount())]
+    keys = [(m.title(i).lower(), i) for i in ids]
+    assert keys == sorted(keys) and ids != sorted(ids)
+    assert titles(panel) == [m.title(i) for i in ids]
     # visible thumbnails get decoded on workers and replace the placeholder
     first = m.index(0)
     assert m.data(first, Qt.DecorationRole) is not None
-    qtbot.waitUntil(lambda: panel.thumbs.cached(m.data_.images[m.rows[0]]), timeout=10000)
+    qtbot.waitUntil(lambda: panel.thumbs.cached(m.image(m.item_id(0))), timeout=10000)
     pm = m.data(first, Qt.DecorationRole)
     assert not pm.isNull() and pm.cacheKey() != panel.thumbs.loading.cacheKey()
     assert pm.width() <= panel.thumbs.size.width() and pm.height() <= panel.thumbs.size.height()
@@ -67,15 +73,15 @@ def test_search_filter_and_sort(qtbot, ml_ws):
     assert panel.model.rowCount() == 300          # debounced: nothing yet
     qtbot.waitUntil(lambda: panel.model.rowCount() < 300, timeout=2000)
     assert "Toy Story (1995)" in titles(panel)
-    assert all("toy" in panel.model.data_.hay[k] for k in panel.model.rows)
+    assert all("toy" in hay(panel, r) for r in range(panel.model.rowCount()))
     assert "of 300 items" in panel.count.text()
 
     panel.search.clear()
     panel.apply_search()
     panel.set_category("Animation")
-    rows = panel.model.rows
-    assert 0 < len(rows) < 300
-    assert all("Animation" in panel.model.data_.categories[k].split("|") for k in rows)
+    ids = panel.visible_ids()
+    assert 0 < len(ids) < 300
+    assert all("Animation" in session.ws.item(i).categories.split("|") for i in ids)
     # two words must both match, in any field (title, categories, text)
     qtbot.keyClicks(panel.search, "story animation")
     panel.apply_search()
@@ -85,10 +91,10 @@ def test_search_filter_and_sort(qtbot, ml_ws):
     panel.apply_search()
     panel.set_category("")
     panel.set_sort("popularity")
-    pops = [panel.model.data_.popularity[k] for k in panel.model.rows]
+    pops = [panel.model.popularity(r) for r in range(panel.model.rowCount())]
     assert pops == sorted(pops, reverse=True) and pops[0] > pops[-1]
     panel.set_sort("id")
-    ids = [panel.model.data_.ids[k] for k in panel.model.rows]
+    ids = panel.visible_ids()
     assert ids == sorted(ids)
     with pytest.raises(KeyError):
         panel.set_category("No such category")
@@ -159,7 +165,7 @@ def test_broken_and_missing_images_get_placeholders(qtbot, tmp_path):
     m = panel.model
     for r in range(4):
         m.data(m.index(r), Qt.DecorationRole)
-    paths = [p for p in m.data_.images if p]
+    paths = [p for p in (m.image(m.item_id(r)) for r in range(4)) if p]
     qtbot.waitUntil(lambda: all(panel.thumbs.cached(p) for p in paths), timeout=5000)
     assert all(panel.thumbs.is_broken(p) for p in paths)
     by_title = {m.data(m.index(r)): m.data(m.index(r), Qt.DecorationRole) for r in range(4)}
@@ -199,7 +205,7 @@ def test_100k_items_load_on_a_worker_and_paint_only_what_is_visible(qtbot, big_w
     loads = []
     monkeypatch.setattr(catalog.CatalogModel, "data", counting_data)
     monkeypatch.setattr(catalog, "load_catalog",
-                        lambda path: loads.append(threading.get_ident()) or real_load(path))
+                        lambda path, *a: loads.append(threading.get_ident()) or real_load(path, *a))
     session, panel = open_panel(qtbot, big_ws)
     m = panel.model
     assert m.rowCount() == 100_000
@@ -212,16 +218,20 @@ def test_100k_items_load_on_a_worker_and_paint_only_what_is_visible(qtbot, big_w
     calls.clear()
     panel.search.setText("product 4242 ")
     panel.apply_search()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=10000)     # 100k items: filtered on a worker
     QApplication.processEvents()
     assert "i004242" in panel.visible_ids() and sum(calls.values()) <= per_paint
-    assert all("product" in m.data_.hay[k] and "4242" in m.data_.hay[k] for k in m.rows)
+    assert all("product" in hay(panel, r) and "4242" in hay(panel, r) for r in range(m.rowCount()))
     panel.set_category("Garden")
-    assert all(m.data_.categories[k].startswith("Garden") for k in m.rows)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=10000)
+    assert all(session.ws.item(i).categories.startswith("Garden") for i in panel.visible_ids())
     panel.search.clear()
     panel.apply_search()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=10000)
     assert m.rowCount() == 12_500
     calls.clear()
     panel.set_category("")                  # back to 100k rows: laid out without asking each one
+    qtbot.waitUntil(lambda: not panel.busy, timeout=10000)
     QApplication.processEvents()
     assert m.rowCount() == 100_000 and sum(calls.values()) <= per_paint
 
