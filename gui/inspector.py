@@ -8,7 +8,7 @@ open_clip download), both remembered in the settings.
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (QFileDialog, QFrame, QLabel, QProgressBar,
                                QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
@@ -126,6 +126,10 @@ class InspectorPanel(QScrollArea):
         self.image.setAlignment(Qt.AlignCenter)
         self.image.setMinimumHeight(120)
         self.image.setMaximumHeight(IMAGE_BOX.height())
+        # the picture follows the dock's width (a 300 px pixmap would widen a narrow dock
+        # past its edge and cut every line of text beside it)
+        self.image.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self._picture: QImage | None = None
         self.title = QLabel()
         self.title.setWordWrap(True)
         f = QFont()
@@ -137,6 +141,7 @@ class InspectorPanel(QScrollArea):
         self.meta.setWordWrap(True)
         self.meta.setStyleSheet("color: #4b5563;")
         self.stats = QLabel()
+        self.stats.setWordWrap(True)
         self.stats.setStyleSheet("color: #4b5563;")
         self.text = QLabel()
         self.text.setWordWrap(True)
@@ -262,6 +267,7 @@ class InspectorPanel(QScrollArea):
     def _load_image(self, path) -> None:
         self._img_request += 1
         req = self._img_request
+        self._picture = None
         if path is None:
             self.image.setPixmap(QPixmap())
             self.image.setText("no image")
@@ -273,7 +279,21 @@ class InspectorPanel(QScrollArea):
 
     def _image_done(self, req, image) -> None:
         if req == self._img_request:
-            self.image.setPixmap(QPixmap.fromImage(image))
+            self._picture = image
+            self._fit_picture()
+
+    def _fit_picture(self) -> None:
+        if self._picture is None or self._picture.isNull():
+            return
+        w = max(40, min(IMAGE_BOX.width(), self.viewport().width() - 16))
+        pic = self._picture
+        if pic.width() > w:
+            pic = pic.scaledToWidth(w, Qt.SmoothTransformation)
+        self.image.setPixmap(QPixmap.fromImage(pic))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_picture()
 
     def _image_failed(self, req, path) -> None:
         if req == self._img_request:

@@ -136,6 +136,11 @@ class TrainingPanel(ProcessControl, QWidget):
         if self.session.ws_path is None:
             self.session.warn("Open a workspace before training.")
             return False
+        problem = self.form.memory_problem()
+        if problem:
+            self.status.setText(f"<b style='color:#c00'>Not started:</b> {html(problem)}")
+            self.session.warn(f"Training not started: {problem}")
+            return False
         args = ["-m", self.cli_module] + self.arguments()
         resumed = None
         if "--resume" in args:

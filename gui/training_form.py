@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLineEdit, QPushButton, QScrollArea,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea,
                                QSpinBox)
 
 STAGES = [("Pre-train + fine-tune", "train"), ("Pre-train only", "pretrain"),
@@ -27,6 +27,32 @@ MODELS = [
     ("MSM4SR text only", "msm4sr", ["modalities=text"]),
     ("MSM4SR image only", "msm4sr", ["modalities=image"]),
 ]
+# Peak memory of a training process, measured on the demo (bench: /proc VmHWM): torch itself
+# about 750 MB, then the autograd activations of one step, which grow with the batch's windows,
+# their positions and the hidden size, not with the catalog: a pre-training step encodes each
+# window 4 times (2 modalities x 2 mixed views). Batch 256 x 50 positions x hidden 64 took
+# 0.9 GB and the paper preset's batch 1024 took 3.5 GB (4.3 GB in all).
+BASE_MB = 750
+MB_PER_UNIT = 3.47 / (50 * 64)          # per window, position and hidden unit, 4 passes
+
+
+def step_memory_mb(batch: int, max_len: int, hidden: int, passes: int = 4) -> float:
+    """Estimated peak resident memory of a training process for one step's batch."""
+    return BASE_MB + batch * max_len * hidden * MB_PER_UNIT * passes / 4
+
+
+def available_mb() -> float | None:
+    """Memory the system can give without swapping (Linux /proc/meminfo), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 PRESET_LABELS = {None: "Measured defaults", "paper": "Paper (Adam + L2, fine-tune lr 1e-4)"}
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 
@@ -85,6 +111,11 @@ class TrainingForm(QScrollArea):
         from_row.setContentsMargins(0, 0, 0, 0)
         from_row.addWidget(self.from_ckpt, 1)
         from_row.addWidget(browse)
+        self.memory = QLabel(wordWrap=True)
+        self.memory.setToolTip("A step's memory grows with the batch, the max length and the hidden "
+                               "size, not with the number of items")
+        for box in (self.pre_batch, self.ft_batch, self.max_len, self.hidden):
+            box.valueChanged.connect(self._show_memory)
         self.resume = QCheckBox("Resume last run")
         self.resume.setToolTip("Continue the last (cancelled or interrupted) run from its checkpoint")
 
@@ -98,6 +129,7 @@ class TrainingForm(QScrollArea):
                          ("Max length", self.max_len), ("Device", self.device_box),
                          ("Run name", self.run_name)):
             form.addRow(label, w)
+        form.addRow("Memory", self.memory)
         form.addRow("Fine-tune from", from_row)
         form.addRow("", self.resume)
         box = QGroupBox("Settings")
@@ -121,6 +153,29 @@ class TrainingForm(QScrollArea):
             w.setEnabled(ft)
         self.from_ckpt.setEnabled(cmd == "finetune" and model == "msm4sr")
         self.stage_box.setEnabled(model == "msm4sr")
+        self._show_memory()
+
+    def peak_mb(self) -> float:
+        """The larger of the two stages' estimated peak memory, for the settings on the form."""
+        L, H = self.max_len.value(), self.hidden.value()
+        pre = step_memory_mb(self.pre_batch.value(), L, H) if self.pre_batch.isEnabled() else 0.0
+        ft = step_memory_mb(self.ft_batch.value(), L, H, passes=2) if self.ft_batch.isEnabled() else 0.0
+        return max(pre, ft, BASE_MB)
+
+    def memory_problem(self) -> str | None:
+        """Why the run would not fit in memory (then it is not started), or None."""
+        need, free = self.peak_mb(), available_mb()
+        if free is None or need <= free:
+            return None
+        return (f"these settings need about {need / 1024:.1f} GB of memory and {free / 1024:.1f} GB "
+                "is free: lower the pre-train or fine-tune batch (or the max length)")
+
+    def _show_memory(self, *_) -> None:
+        need, free = self.peak_mb(), available_mb()
+        tight = free is not None and need > 0.5 * free
+        self.memory.setText(f"about {need / 1024:.1f} GB at its peak"
+                            + (f" ({free / 1024:.1f} GB free)" if tight else ""))
+        self.memory.setStyleSheet("color: #b45309;" if tight else "color: #4b5563;")
 
     def _preset_changed(self, *_) -> None:
         d = config_values(self.preset_box.currentData())
