@@ -1,0 +1,127 @@
+"""What the item map dock draws, prepared on a worker: positions and per-item columns as
+numpy arrays (never one Python object per point on a redraw), colour buckets, and the
+geometry of a click, a rectangle or a lasso.
+
+The projection itself is core.explore.map.item_map (cached per model in WS/explore)."""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.explore.draw import OTHER, PALETTE, _ramp
+
+COLOUR_BY = ("category", "popularity", "cold", "new")
+POPULARITY_LEVELS = 8       # the popularity ramp drawn in 8 steps: one scatter layer each
+
+
+@dataclass
+class MapData:
+    ids: list[str]
+    xy: np.ndarray                       # [N, 2] float
+    titles: list[str]
+    category: np.ndarray                 # [N] object (first category, "" if none)
+    popularity: np.ndarray               # [N] int
+    cold: np.ndarray                     # [N] bool
+    new: np.ndarray                      # [N] bool
+    images: dict[str, str] = field(default_factory=dict)   # item id -> image path (when it has one)
+    method: str = ""
+    model: str = ""
+    cached: bool = False
+    row: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.row = {i: k for k, i in enumerate(self.ids)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def from_rows(cls, m, rows: list[dict], images: dict | None = None) -> "MapData":
+        """From core.explore.map's ItemMap and map_rows (same order)."""
+        return cls(list(m.ids), np.asarray(m.xy, dtype=np.float64).reshape(-1, 2),
+                   [r["title"] or r["item_id"] for r in rows],
+                   np.array([r["category"] or "" for r in rows], dtype=object),
+                   np.array([r["popularity"] for r in rows], dtype=np.int64),
+                   np.array([bool(r["cold"]) for r in rows], dtype=bool),
+                   np.array([bool(r["new"]) for r in rows], dtype=bool),
+                   dict(images or {}), m.method, m.model, m.cached)
+
+
+def compute_map(rec, ws_path, method: str = "auto") -> MapData:
+    """Worker: the model's item map (from the WS/explore cache when there) with the columns
+    the dock colours by. Holds the model's lock while reading its vectors."""
+    from core.explore.map import item_map, map_rows
+    from core.workspace import Workspace
+    from gui.model_calls import model_lock
+    with Workspace.open(ws_path) as ws:
+        with model_lock(rec):
+            m = item_map(ws, rec, method=method)
+        rows = map_rows(ws, m)
+        images = {}
+        for it in ws.items():
+            p = ws.image_path(it)
+            if p is not None:
+                images[it.id] = str(p)
+    return MapData.from_rows(m, rows, images)
+
+
+def buckets(d: MapData, colour: str) -> list[tuple[str, tuple[int, int, int], np.ndarray]]:
+    """(legend label, RGB, row indices) per colour, drawn in this order (grey first, so the
+    coloured points sit on top). Every row is in exactly one bucket."""
+    if colour not in COLOUR_BY:
+        raise ValueError(f"colour by {colour!r}: choose one of {', '.join(COLOUR_BY)}")
+    n = len(d)
+    if colour == "category":
+        top = [c for c, _ in Counter(d.category.tolist()).most_common() if c][:len(PALETTE)]
+        code = np.full(n, -1)
+        for k, c in enumerate(top):
+            code[d.category == c] = k
+        out = [("other" if top else "no category", OTHER, np.flatnonzero(code < 0))]
+        out += [(c, PALETTE[k], np.flatnonzero(code == k)) for k, c in enumerate(top)]
+        return [b for b in out if len(b[2])]
+    if colour == "popularity":
+        hi = math.log1p(int(d.popularity.max())) if n else 0.0
+        t = np.log1p(d.popularity) / (hi or 1.0)
+        level = np.minimum((t * POPULARITY_LEVELS).astype(int), POPULARITY_LEVELS - 1)
+        lo = np.expm1(np.arange(POPULARITY_LEVELS) / POPULARITY_LEVELS * hi)
+        return [(f"≥ {int(round(lo[k])):,} interactions", _ramp(k / (POPULARITY_LEVELS - 1)),
+                 np.flatnonzero(level == k)) for k in range(POPULARITY_LEVELS) if (level == k).any()]
+    flag = d.cold if colour == "cold" else d.new
+    word = "cold-start" if colour == "cold" else "new"
+    out = [(f"not {word}", OTHER, np.flatnonzero(~flag)), (word, PALETTE[5], np.flatnonzero(flag))]
+    return [b for b in out if len(b[2])]
+
+
+def nearest(xy: np.ndarray, x: float, y: float, rx: float, ry: float) -> int | None:
+    """Row of the point nearest (x, y) within the ellipse of radii (rx, ry) (a few pixels in
+    data units), or None."""
+    if not len(xy) or rx <= 0 or ry <= 0:
+        return None
+    d2 = ((xy[:, 0] - x) / rx) ** 2 + ((xy[:, 1] - y) / ry) ** 2
+    k = int(np.argmin(d2))
+    return k if d2[k] <= 1.0 else None
+
+
+def in_rect(xy: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    """Rows inside the rectangle (corners in any order)."""
+    xa, xb = sorted((x0, x1))
+    ya, yb = sorted((y0, y1))
+    return np.flatnonzero((xy[:, 0] >= xa) & (xy[:, 0] <= xb) & (xy[:, 1] >= ya) & (xy[:, 1] <= yb))
+
+
+def in_polygon(xy: np.ndarray, poly) -> np.ndarray:
+    """Rows inside the polygon (even-odd rule, vectorised over points, one pass per edge)."""
+    poly = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+    if len(poly) < 3 or not len(xy):
+        return np.zeros(0, dtype=np.int64)
+    x, y = xy[:, 0], xy[:, 1]
+    inside = np.zeros(len(xy), dtype=bool)
+    for (ax, ay), (bx, by) in zip(poly, np.roll(poly, -1, axis=0)):
+        crosses = (ay > y) != (by > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xc = ax + (y - ay) * (bx - ax) / (by - ay)
+        inside ^= crosses & (x < xc)
+    return np.flatnonzero(inside)
