@@ -160,12 +160,16 @@ def main(argv=None) -> int:
     budget = 60 * (args.budget_min or (1.0 if args.quick else 30))
     RESULTS.mkdir(parents=True, exist_ok=True)
     ws, info = prepare(args.dataset, users, 0.05, args.clip, log=log)
+    if args.clip and "image" not in info["features"]:
+        raise SystemExit(f"--clip: the workspace has no image features ({info['features']})")
+    log(f"features used: {', '.join(info['features'])}")
     common = {"device": args.device, **parse_sets(args.set)}
     if args.quick:
         common.setdefault("patience", 3)
     results = {"dataset": args.dataset, "device": args.device, "users": users or "all",
                "torch_threads": torch.get_num_threads(), "budget_s_per_model": budget,
-               "workspace": info, "common": common, "started": time.strftime("%Y-%m-%d %H:%M"),
+               "workspace": info, "features": info["features"], "clip": args.clip,
+               "workspace_reused": info["reused"], "common": common, "started": time.strftime("%Y-%m-%d %H:%M"),
                "models": {}}
     tag = f"_{args.dataset}" + ("_quick" if args.quick else (f"_{users}u" if users else ""))
     tag += f"_{args.device}" if args.device != "cpu" else ""

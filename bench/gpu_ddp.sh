@@ -18,9 +18,14 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=4 PYTHONPATH=$PWD
 [ "$DEVICE" = cpu ] || "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name(0), torch.__version__)"
 [ -d "$ML1M" ] || { echo "ml-1m-posters not found at $ML1M (set ML1M=...)"; exit 2; }
 WS=$BENCH_DIR/ws-$USERS
-if [ ! -d "$WS" ]; then
+# the marker is written last: a folder without it is a build that stopped half-way
+if [ -f "$WS.done" ]; then
+  echo "workspace $WS: reused (built $(cat "$WS.done"))"
+else
+  [ -e "$WS" ] && echo "workspace $WS: no done marker, rebuilding" && rm -rf "$WS"
   mkdir -p "$BENCH_DIR"
   "$PY" -c "import sys; sys.path.insert(0, 'tests'); from pathlib import Path; from model_fixtures import make_workspace; make_workspace(Path('$WS'), Path('$ML1M'), users=$USERS, dim=384, vectors=4).close()"
+  date -u +%Y-%m-%dT%H:%MZ > "$WS.done"
 fi
 SETS=(--device "$DEVICE" --set pretrain_epochs=3 --set finetune_epochs=3 --set pretrain_minutes=1 --set finetune_minutes=1
       --set pretrain_batch=256 --set finetune_batch=256 --progress-json)

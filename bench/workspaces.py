@@ -6,7 +6,9 @@ featurised once, cached under bench/results/, and rebuilt whenever what built th
 The cache key covers the data set, the user subset, the cold share, the keyword source and
 the code that imports and featurises (core/importers, core/features, core/splits.py,
 core/workspace.py): a change to any of them rebuilds the workspace. `info` says whether the
-cache was reused, which features were built, and the import and feature timings.
+cache was reused, which features were built, and the import and feature timings. The key
+file is written last, so a build that stopped half-way is never reused; with clip=True a
+build that ends without image features stops with CLIP's message.
 """
 from __future__ import annotations
 
@@ -83,10 +85,18 @@ def prepare(dataset: str, users: int | None = None, cold_share: float = 0.05, cl
     kf = path / _KEY_FILE
     if kf.is_file():
         saved = json.loads(kf.read_text())
-        if saved.get("key") == key:
-            log(f"workspace {path.name}: reused (built {saved['built']}, same data, options and code)")
+        on_disk = sorted(p.stem for p in (path / "ws" / "features").glob("*.safetensors"))
+        if saved.get("key") == key and on_disk == saved["info"]["features"]:
+            log(f"workspace {path.name}: reused (built {saved['built']}, same data, options and "
+                f"code; features {', '.join(on_disk)}; import and feature timings are the build's)")
             return Workspace.open(path / "ws"), {**saved["info"], "reused": True}
-        log(f"workspace {path.name}: rebuilding (built with {saved.get('key')}, now {key})")
+        if saved.get("key") == key:
+            log(f"workspace {path.name}: rebuilding (feature files {on_disk}, built with "
+                f"{saved['info']['features']})")
+        else:
+            log(f"workspace {path.name}: rebuilding (built with {saved.get('key')}, now {key})")
+    elif path.exists():
+        log(f"workspace {path.name}: rebuilding (no {_KEY_FILE}: a build that did not finish)")
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)
@@ -104,6 +114,10 @@ def prepare(dataset: str, users: int | None = None, cold_share: float = 0.05, cl
     feats = build_features(ws, keywords_from=keywords)
     features_s = time.perf_counter() - t0
     modalities = sorted(p.stem for p in ws.features_dir.glob("*.safetensors"))
+    if clip and "image" not in modalities:
+        # build_features falls back to text only when CLIP cannot load; a benchmark must not
+        raise SystemExit(f"--clip was asked for but no image features were built: "
+                         f"{feats.clip_message or 'unknown reason'}")
     log(f"features ({', '.join(modalities)}): {features_s:.0f}s")
     info = {"users": rep.users, "items": rep.items, "interactions": rep.interactions,
             "cold_items": rep.cold_items, "import_s": round(import_s, 1),
