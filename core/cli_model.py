@@ -148,15 +148,22 @@ def cmd_config(args) -> int:
 
 
 class _Bar:
-    """Terminal progress: a tqdm bar per epoch and a line per epoch."""
+    """Terminal progress: a tqdm bar per epoch and a line per epoch. Off a terminal the
+    steps are progress lines instead (core.progress.LineProgress: at least one every
+    MSM4SR_PROGRESS_SECONDS, default 10)."""
 
     def __init__(self):
+        from core.progress import LineProgress
         self.bar = None
+        self.lines = None if sys.stderr.isatty() else LineProgress()
 
     def __call__(self, e: dict) -> None:
         from tqdm import tqdm
         kind = e["event"]
-        if kind == "step":
+        if kind == "step" and self.lines is not None:
+            self.lines(f"{e['stage']} epoch {e['epoch']} step", e["step"], e["steps"],
+                       f"loss {e['loss']:.4f}, {e['items_per_s']:.0f} items/s")
+        elif kind == "step":
             if self.bar is None or self.bar.total != e["steps"] or e["step"] < self.bar.n:
                 self.close()
                 self.bar = tqdm(total=e["steps"], desc=f"{e['stage']} {e['epoch']}", unit="step",
@@ -190,6 +197,11 @@ class _Bar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+    def finish(self):
+        self.close()
+        if self.lines is not None:
+            self.lines.close()
 
 
 def cmd_train(args, stage: str) -> int:
@@ -225,7 +237,7 @@ def cmd_train(args, stage: str) -> int:
         for s, h in old.items():
             signal.signal(s, h)
         if isinstance(on_event, _Bar):
-            on_event.close()
+            on_event.finish()
         distributed.cleanup()
     if not args.progress_json and not result.cancelled and main:
         print(_format_metrics(result.metrics))
