@@ -16,6 +16,7 @@ import json
 import signal
 import sys
 import time
+from pathlib import Path
 
 from core.config import COMMON, DESCRIPTIONS, PRESETS, Config
 
@@ -287,8 +288,16 @@ def evaluate_checkpoint(ws, path, mask_history: bool = False, device: str = "aut
 
 
 def cmd_evaluate(args) -> int:
+    from core.errors import StudioError
+    from core.manifest import MANIFEST
+    from core.status import run_state
     from core.workspace import Workspace
     with Workspace.open(args.workspace) as ws:
+        folder = Path(args.model)
+        folder = folder.parent if folder.name == MANIFEST else folder
+        state = None if (folder / MANIFEST).exists() else run_state(ws, folder)
+        if state:   # an unfinished run, not a broken model: say so and what to do
+            raise StudioError(f"{args.model}: {state}")
         out = evaluate_checkpoint(ws, args.model, args.mask_history, args.device)
     if args.json:
         print(json.dumps(out, indent=1))

@@ -57,8 +57,11 @@ class Split:
     users: list[str] = field(default_factory=list)          # user of each valid/test row
 
 
+MIN_EVAL_ITEMS = 3   # warm items a user needs to be evaluated: train on >= 1, valid, test
+
+
 def leave_one_out(sequences: dict[str, list[str]], cold_items: set[str] | frozenset = frozenset(),
-                  min_len: int = 3) -> Split:
+                  min_len: int = MIN_EVAL_ITEMS) -> Split:
     """Split each user's sequence: ..., valid target, test target.
 
     Cold items are removed from the warm sequence. Each user's last cold item
