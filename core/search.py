@@ -82,16 +82,19 @@ def search_rowids(db: sqlite3.Connection, text: str) -> list[int]:
 
 def search_ids(db: sqlite3.Connection, text: str, where: str = "", limit: int | None = None
                ) -> list[str]:
-    """Item ids matching `text`, best first (title matches before text-only ones), ties by id.
-    `where` is an extra SQL condition on `items` (our own constants, never user text)."""
+    """Item ids matching `text`, best first (title matches before text-only ones), ties in
+    import order. `where` is an extra SQL condition on `items` (our own constants, never
+    user text). Ranked on the index alone; items are read only for the ids returned."""
     q = fts_query(text)
     if q is None:
         return []
-    sql = (f"SELECT items.id FROM items_fts JOIN items ON items.rowid = items_fts.rowid "
-           f"WHERE items_fts MATCH ? {'AND ' + where if where else ''} "
-           f"ORDER BY {_RANK}, items.id")
+    cond = f"AND rowid IN (SELECT rowid FROM items WHERE {where})" if where else ""
+    inner = (f"SELECT rowid, {_RANK} AS score FROM items_fts WHERE items_fts MATCH ? {cond} "
+             f"ORDER BY score, rowid")
     params: tuple = (q,)
     if limit is not None:
-        sql += " LIMIT ?"
+        inner += " LIMIT ?"
         params += (int(limit),)
+    sql = (f"SELECT items.id FROM ({inner}) AS hit JOIN items ON items.rowid = hit.rowid "
+           f"ORDER BY hit.score, hit.rowid")
     return [r[0] for r in db.execute(sql, params)]
