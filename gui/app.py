@@ -37,6 +37,13 @@ __all__ = ["MainWindow", "main", "demo_sequence", "install_excepthook", "unique_
 DEMO_MODEL = paths.demo_model_dir()     # the shipped one: in the wheel, or the checkout's
 
 
+def _workspace_counts(path) -> dict:
+    """Worker: the counts the window reports on opening, on the worker's own connection."""
+    from core.workspace import Workspace
+    with Workspace.open(path) as ws:
+        return ws.counts()
+
+
 # Panels whose modules import pyqtgraph (about 2 s): imported on a worker once the window is up.
 LAZY_PANELS = (("Attention", "attention", "AttentionPanel"), ("Training", "training", "TrainingPanel"))
 
@@ -245,11 +252,16 @@ class MainWindow(QMainWindow):
             self.banner.setText("<b>Demo catalog.</b> The users and their behaviour in this small built-in "
                                 "catalog are simulated, so the recommendations show how the model works, "
                                 "not real tastes. Import your own catalog with File › Import catalog… (Ctrl+I).")
-        counts = ws.counts()
         self.setWindowTitle(f"MSM4SR Studio — {self.session.ws_path.name}")
-        self.session.info(f"opened {self.session.ws_path} ({counts['items']:,} items, "
-                          f"{counts['users']:,} users, {counts['interactions']:,} interactions)")
+        # counting users and interactions scans the tables (seconds at 10M rows): on a worker
+        path = self.session.ws_path
+        run_for(self, _workspace_counts, path, on_done=lambda c: self._counted(path, c))
         self.workspaceOpened.emit(str(self.session.ws_path))
+
+    def _counted(self, path: Path, counts: dict) -> None:
+        if path == self.session.ws_path:
+            self.session.info(f"opened {path} ({counts['items']:,} items, "
+                              f"{counts['users']:,} users, {counts['interactions']:,} interactions)")
 
     def open_demo(self, model=None) -> None:
         """Build or find the demo workspace on a worker, then open it (and its model)."""
