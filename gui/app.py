@@ -24,6 +24,7 @@ from gui.app_support import (_note, _panel, demo_workspace, import_modules,
                              install_excepthook, is_demo, load_model, model_device, newest_model,
                              unique_keys)
 from gui.catalog import CatalogPanel
+from gui.explore_docks import MAP_PANEL, add_explore_docks, add_explore_menus
 from gui.inspector import InspectorPanel
 from gui.screenshot import Screenshot, demo_sequence
 from gui.switching import may_leave_workspace
@@ -45,7 +46,8 @@ def _workspace_counts(path) -> dict:
 
 
 # Panels whose modules import pyqtgraph (about 2 s): imported on a worker once the window is up.
-LAZY_PANELS = (("Attention", "attention", "AttentionPanel"), ("Training", "training", "TrainingPanel"))
+LAZY_PANELS = (("Attention", "attention", "AttentionPanel"), ("Training", "training", "TrainingPanel"),
+               MAP_PANEL)
 
 
 class MainWindow(QMainWindow):
@@ -101,6 +103,7 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(self.docks["Sequence"], self.docks["Recommendations"], Qt.Vertical)
         self.tabifyDockWidget(self.docks["Attention"], self.docks["Training"])
         self.docks["Attention"].raise_()
+        add_explore_docks(self)         # Similar tab, why-this panel, item map dock
         self._restored = False
 
         # status bar: messages on the left, model/device on the right
@@ -151,6 +154,7 @@ class MainWindow(QMainWindow):
         self.act_open = self._action(m, "&Open workspace…", self.open_workspace_dialog, QKeySequence.Open)
         self.act_import = self._action(m, "&Import catalog…", self.import_wizard, "Ctrl+I")
         self.act_models = self._action(m, "&Models…", self.models_dialog, "Ctrl+M")
+        add_explore_menus(self, m)      # Compare models…, Export ▸
         m.addSeparator()
         self.act_quit = self._action(m, "&Quit", self.close, QKeySequence.Quit)
 
