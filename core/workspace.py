@@ -198,19 +198,28 @@ class Workspace:
     def upsert_items(self, items: Iterable[Item], db: sqlite3.Connection) -> int:
         """Insert or update items inside the caller's transaction. Returns rows changed."""
         now = time.time()
-        before = db.total_changes
+        # Staged in a temporary table, then one statement into items: FTS5 flushes its pending
+        # index at every statement, so a statement per row (executemany) cost 8x at 100k items.
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS upsert_stage (id, title, brand, categories, "
+                   "text, image, is_new, cold, added)")
+        db.execute("DELETE FROM temp.upsert_stage")
         db.executemany(
+            "INSERT INTO temp.upsert_stage VALUES (?,?,?,?,?,?,?,?,?)",
+            ((i.id, i.title, i.brand, i.categories, i.text, i.image, int(i.is_new), int(i.cold), now)
+             for i in items))
+        # rowcount, not total_changes: the search index's trigger rows are not items
+        changed = db.execute(
             "INSERT INTO items (id, title, brand, categories, text, image, is_new, cold, added) "
-            "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+            "SELECT * FROM temp.upsert_stage WHERE true ORDER BY rowid "
+            "ON CONFLICT(id) DO UPDATE SET "
             "title=excluded.title, brand=excluded.brand, categories=excluded.categories, "
             "text=excluded.text, image=excluded.image, is_new=excluded.is_new, cold=excluded.cold "
             "WHERE title IS NOT excluded.title OR brand IS NOT excluded.brand "
             "OR categories IS NOT excluded.categories OR text IS NOT excluded.text "
             "OR image IS NOT excluded.image OR is_new IS NOT excluded.is_new "
-            "OR cold IS NOT excluded.cold",
-            ((i.id, i.title, i.brand, i.categories, i.text, i.image, int(i.is_new), int(i.cold), now)
-             for i in items))
-        return db.total_changes - before
+            "OR cold IS NOT excluded.cold").rowcount
+        db.execute("DELETE FROM temp.upsert_stage")
+        return changed
 
     def items(self, where: str = "", params: tuple = ()) -> list[Item]:
         sql = f"SELECT {', '.join(ITEM_FIELDS)} FROM items {where} ORDER BY id"

@@ -99,9 +99,11 @@ def test_fts_results_equal_a_full_scan_on_movielens_titles(ml1m, tmp_path):
 def test_triggers_keep_the_index_in_step_and_roll_back_with_the_items(workspace):
     ws = workspace
     with ws.transaction() as db:
-        ws.upsert_items([Item("b1", "Borosilicate beaker", categories="Lab|Glass", text="for acids"),
-                         Item("f1", "Flat flask", categories="Lab", text="glass, 250 ml"),
-                         Item("t1", "Tongs", categories="Tools")], db)
+        changed = ws.upsert_items([Item("b1", "Borosilicate beaker", categories="Lab|Glass",
+                                        text="for acids"),
+                                   Item("f1", "Flat flask", categories="Lab", text="glass, 250 ml"),
+                                   Item("t1", "Tongs", categories="Tools")], db)
+    assert changed == 3             # items changed; the index's own rows are not counted
     with ws.transaction() as db:
         ws.upsert_items([Item("g1", "Glass rod", text="a rod")], db)
     # best first: the word in the title, then in the categories, then in the text only
@@ -110,7 +112,10 @@ def test_triggers_keep_the_index_in_step_and_roll_back_with_the_items(workspace)
     assert ws.search("bor bea") == ["b1"] and ws.search("250") == ["f1"] and ws.search("t1") == ["t1"]
     # update: old words leave the index, new ones come in
     with ws.transaction() as db:
-        ws.upsert_items([Item("t1", "Crucible tongs", categories="Tools|Glass")], db)
+        changed = ws.upsert_items([Item("t1", "Crucible tongs", categories="Tools|Glass"),
+                                   Item("b1", "Borosilicate beaker", categories="Lab|Glass",
+                                        text="for acids")], db)      # b1 unchanged
+    assert changed == 1
     assert set(ws.search("glass")) == {"b1", "f1", "t1"} and ws.search("crucib") == ["t1"]
     with ws.transaction() as db:
         ws.upsert_items([Item("f1", "Flat flask", categories="Lab", text="plastic")], db)
