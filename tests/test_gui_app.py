@@ -63,7 +63,7 @@ def test_main_window_docks_menus_shortcuts(qtbot, window, ml_ws):
     win = window
     open_ws(qtbot, win, ml_ws)
     assert win.windowTitle() == "MSM4SR Studio — ws"
-    assert set(win.docks) == {"Sequence", "Inspector", "Recommendations", "Attention", "Training"}
+    assert set(win.docks) == {"Sequence", "Inspector", "Recommendations", "Attention", "Training", "Map"}
     qtbot.waitUntil(lambda: win.panels_ready, timeout=30000)   # pyqtgraph panels come after the window
     for name, dock in win.docks.items():
         assert isinstance(dock, QDockWidget) and dock.widget() is not None
@@ -113,7 +113,7 @@ def test_main_window_docks_menus_shortcuts(qtbot, window, ml_ws):
     menus = {a.text().replace("&", ""): a.menu() for a in win.menuBar().actions()}
     assert set(menus) == {"File", "Sequence", "View"}
     file_actions = [a.text().replace("&", "") for a in menus["File"].actions() if a.text()]
-    assert file_actions == ["Open workspace…", "Import catalog…", "Models…", "Quit"]
+    assert file_actions == ["Open workspace…", "Import catalog…", "Models…", "Compare models…", "Export", "Quit"]
     assert win.act_import.shortcut().toString() == "Ctrl+I"
     assert win.act_save.shortcut().toString() == "Ctrl+S"
     view_toggles = [a.text() for a in menus["View"].actions() if a.isCheckable()]
