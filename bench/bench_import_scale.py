@@ -60,7 +60,8 @@ def main(argv=None) -> int:
     ap.add_argument("--items", type=int, default=None, help="default: interactions / 10")
     ap.add_argument("--ref", default=None)
     a = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory(dir=REPO / "bench") as d:
+    (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=REPO / "bench" / "results") as d:  # ignored by git
         tmp = Path(d)
         tsv = tmp / "inter.tsv"
         write_tsv(tsv, a.interactions, a.items or a.interactions // 10)

@@ -241,7 +241,8 @@ def main(argv=None) -> int:
             print(json.dumps(rows, indent=2))
         return 0
     log("features: random float16 vectors (--features random), Sentence-BERT not run")
-    with tempfile.TemporaryDirectory(dir=REPO / "bench") as d:
+    (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=REPO / "bench" / "results") as d:  # ignored by git
         tmp = Path(d)
         log(f"{a.items:,} items:")
         big = measure(a.items, a.interactions or 10 * a.items, a.steps, a.vectors, tmp, log)
