@@ -1,6 +1,12 @@
 """Feature extraction timings on ml-1m-posters (../shared/datasets/ml-1m-posters).
 
     .venv/bin/python bench/bench_features.py [--data DIR] [--limit N] [--keep DIR]
+    .venv/bin/python bench/bench_features.py --compare 500
+
+--compare N: text encoding only, on the first N items of ml-1m-posters and of
+amazon-scientific, side by side: the old path (every sentence encoded, 64 items a call) and
+today's (core.features.text.TextEncoder.encode: each distinct sentence once), with items/s,
+their ratio and the lowest cosine between the two paths' vectors.
 
 Steps: import (core.importers, or the items parsed directly when it is missing), text
 features for every item (target <= 60 s on a 2-core CPU), then image keywords with a
@@ -59,12 +65,60 @@ def import_items(ws, data: Path, limit: int | None) -> tuple[str, float]:
     return how, time.perf_counter() - t0
 
 
+def compare_items(name: str, limit: int) -> list:
+    """The first `limit` items of a shared data set, as its importer builds them."""
+    from core.workspace import Item
+    root = REPO.parent / "shared" / "datasets" / name
+    items = []
+    if name == "ml-1m-posters":
+        for line in (root / "movies.dat").read_text(encoding="latin-1").splitlines()[:limit]:
+            mid, title, genres = line.split("::")
+            items.append(Item(id=mid, title=title, categories=genres))
+        return items
+    import gzip
+    from core.importers.amazon2018 import parse_meta_line
+    with gzip.open(root / "meta.json.gz", "rt", encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            items.append(parse_meta_line(line, root / "meta.json.gz", n)[0])
+            if len(items) == limit:
+                break
+    return items
+
+
+def compare(limit: int) -> int:
+    import torch
+    from core.features.text import TextEncoder, item_sentences
+    enc = TextEncoder()
+    print(f"cpu threads {torch.get_num_threads()} (load average {os.getloadavg()[0]:.1f}); "
+          f"{limit} items a data set, 64 items a call")
+    for name in ("ml-1m-posters", "amazon-scientific"):
+        sents = [item_sentences(it) for it in compare_items(name, limit)]
+        calls = [[x for ss in sents[s:s + 64] for x in ss] for s in range(0, len(sents), 64)]
+        flat = sum(calls, [])
+        t0 = time.perf_counter()
+        old = torch.cat([enc.st.encode(c, batch_size=64, convert_to_tensor=True,
+                                       show_progress_bar=False).float().cpu() for c in calls])
+        t_old = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        new = torch.cat([enc.encode(c) for c in calls])
+        t_new = time.perf_counter() - t0
+        cos = torch.nn.functional.cosine_similarity(old, new).min().item()
+        print(f"{name:18} {len(sents)} items, {len(flat)} sentences ({len(set(flat))} distinct): "
+              f"old {len(sents) / t_old:6.1f} items/s, new {len(sents) / t_new:6.1f} items/s, "
+              f"ratio {t_old / t_new:.2f}; min cosine {cos:.6f}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--compare", type=int, metavar="N", default=None,
+                    help="text encoding only, old path against today's on N items of each data set")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "datasets" / "ml-1m-posters")
     ap.add_argument("--limit", type=int, default=None, help="only the first N items (quick check)")
     ap.add_argument("--keep", type=Path, default=None, help="workspace folder to keep")
     args = ap.parse_args()
+    if args.compare:
+        return compare(args.compare)
     if not (args.data / "movies.dat").exists():
         print(f"no data at {args.data}", file=sys.stderr)
         return 1

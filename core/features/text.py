@@ -62,10 +62,16 @@ class TextEncoder:
         return self._identity
 
     def encode(self, sentences: list[str]):
-        """float32 tensor [n, dim]."""
+        """float32 tensor [n, dim]. Each distinct sentence is encoded once (catalogs repeat
+        boilerplate descriptions across variants); sentence-transformers sorts them by length
+        inside the call, so batches pad little."""
         import torch
         if not sentences:
             return torch.zeros(0, self.dim)
-        out = self.st.encode(list(sentences), batch_size=self.batch_size, convert_to_tensor=True,
-                             show_progress_bar=False)
-        return out.float().cpu()
+        unique = list(dict.fromkeys(sentences))
+        out = self.st.encode(unique, batch_size=self.batch_size, convert_to_tensor=True,
+                             show_progress_bar=False).float().cpu()
+        if len(unique) == len(sentences):
+            return out
+        row = {s: k for k, s in enumerate(unique)}
+        return out[torch.tensor([row[s] for s in sentences])]
