@@ -24,6 +24,7 @@ from safetensors.torch import load_file
 
 from core.config import load_config
 from core.train import train
+import procs
 from model_fixtures import TINY, make_workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,8 +40,7 @@ def _torchrun(ws: Path, run: str, nproc: int = 2) -> tuple[list[dict], subproces
            "-m", "core.cli", "--", "train", str(ws), "--model", "msm4sr", "--run", run,
            "--progress-json", *sets]
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=240)
-    assert r.returncode == 0, r.stderr[-4000:]
+    r = procs.run(cmd, cwd=REPO, env=env, seconds=240)
     return [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")], r
 
 
@@ -129,9 +129,8 @@ def test_distributed_gather_and_reduce_in_two_processes(tmp_path):
         "open(os.path.join(sys.argv[1], f'r{r}.json'), 'w').write(json.dumps(out))\n"
         "dd.barrier(); dd.cleanup()\n")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        str(script), str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 0, r.stderr[-3000:]
+    procs.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(script), str(tmp_path)], env=env, seconds=120)
     outs = [json.loads((tmp_path / f"r{k}.json").read_text()) for k in (0, 1)]
     for o in outs:
         assert o["world"] == 2 and o["gathered"] == [[1, 1], [2, 2], [2, 2]]

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import procs
 from core.features import store
 from test_kill_features import _catalog
 
@@ -32,9 +33,7 @@ ENV = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THR
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=ENV, timeout=180)
-    assert r.returncode == 0, r.stderr[-4000:]
-    return r
+    return procs.run(cmd, cwd=REPO, env=ENV, seconds=180)
 
 
 def _single(ws: Path) -> dict:

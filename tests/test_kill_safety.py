@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
+import procs
 from seeds import seed_for
 
 pytestmark = pytest.mark.realdata      # ../shared/datasets
 
 REPO = Path(__file__).resolve().parents[1]
-TIMEOUT = 300           # seconds for one import: generous on a shared CPU, but never a hang
+TIMEOUT = 75            # seconds for one import on an unloaded machine; procs.limit scales it
 TRIES = 4               # per kill moment, each earlier than the last
 
 
@@ -43,7 +44,7 @@ def _snapshot(ws: Path):
 
 def _kill_when(proc: subprocess.Popen, ready) -> bool:
     """SIGKILL the process once ready() is true; False if it finished first."""
-    deadline = time.monotonic() + TIMEOUT
+    deadline = time.monotonic() + procs.limit(TIMEOUT)
     while proc.poll() is None:
         if ready():
             proc.send_signal(signal.SIGKILL)
@@ -52,7 +53,8 @@ def _kill_when(proc: subprocess.Popen, ready) -> bool:
         if time.monotonic() > deadline:     # never hang on an import that neither ends nor gets there
             proc.kill()
             proc.wait()
-            raise AssertionError(f"the import ran past {TIMEOUT} s without reaching the kill point")
+            raise AssertionError(f"the import ran past {procs.limit(TIMEOUT):.0f} s without reaching the "
+                                 f"kill point: {' '.join(map(str, proc.args))}")
         time.sleep(0.01)
     return False
 
@@ -72,8 +74,7 @@ def test_import_survives_sigkill(ml1m, tmp_path):
 
     reference = tmp_path / "reference"
     t0 = time.monotonic()
-    subprocess.run(_import_cmd(reference, ml1m, ratings), check=True, env=env,
-                   capture_output=True, cwd=REPO, timeout=TIMEOUT)
+    procs.run(_import_cmd(reference, ml1m, ratings), env=env, cwd=REPO, seconds=TIMEOUT)
     took = time.monotonic() - t0
     want = _snapshot(reference)
     assert want[1], "reference import stored nothing"
@@ -100,7 +101,6 @@ def test_import_survives_sigkill(ml1m, tmp_path):
             items, rows = _snapshot(ws)
             # all or nothing: a killed transaction never leaves half an import
             assert (items, rows) in ((0, []), want), (name, seed)
-        subprocess.run(_import_cmd(ws, ml1m, ratings), check=True, env=env,
-                       capture_output=True, cwd=REPO, timeout=TIMEOUT)
+        procs.run(_import_cmd(ws, ml1m, ratings), env=env, cwd=REPO, seconds=TIMEOUT)
         assert _snapshot(ws) == want, (name, seed)          # complete, and no duplicates
         print(f"{name}: killed on try {attempt + 1} (import takes {took:.1f} s)")

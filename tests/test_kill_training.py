@@ -25,6 +25,7 @@ from core import checkpoint
 from core.config import load_config
 from core.train import train
 from model_fixtures import TINY, make_workspace
+import procs
 from seeds import seed_for
 
 pytestmark = pytest.mark.realdata      # ../shared/datasets
@@ -84,7 +85,7 @@ def test_training_survives_sigkill_and_resumes_to_the_same_model(ws):
         p = subprocess.Popen(_cmd(ws.path, run, resume=attempt > 0), cwd=REPO, env=env,
                              stdout=subprocess.DEVNULL, stderr=err, text=True)
         # wait for a new epoch checkpoint of this process (the first epoch's, the first time)
-        deadline = time.time() + 120
+        deadline = time.time() + procs.limit(120)
         while p.poll() is None and time.time() < deadline:
             if len([e for e in _log(ws.path, run) if e["event"] == "checkpoint"]) > len(before):
                 break
@@ -98,15 +99,13 @@ def test_training_survives_sigkill_and_resumes_to_the_same_model(ws):
             err.close()
             break
         p.send_signal(signal.SIGKILL)
-        p.wait(timeout=30)
+        procs.wait(p, p.args, seconds=30)
         err.close()
         assert p.returncode == -signal.SIGKILL
         survived += 1
         # the last kill: resume to the end here (earlier ones: the next attempt resumes)
         if attempt == KILLS - 1:
-            r = subprocess.run(_cmd(ws.path, run, resume=True), cwd=REPO, env=env, capture_output=True,
-                               text=True, timeout=180)
-            assert r.returncode == 0, r.stderr[-3000:]
+            r = procs.run(_cmd(ws.path, run, resume=True), cwd=REPO, env=env, seconds=180)
             assert json.loads(r.stdout.splitlines()[-1])["event"] == "done"
 
     # every resumed process went on from the last epoch completed before it (redoing that one

@@ -154,9 +154,10 @@ def test_sampled_softmax_in_two_processes_matches_one(ml1m, tmp_path):
     sharded sampled loss is the global batch's, as in one process."""
     import json
     import os
-    import subprocess
     import sys
     from pathlib import Path
+
+    import procs
     ws = make_workspace(tmp_path / "ws", ml1m, users=40)
     sets = dict(TINY, finetune_batch=47, dropout=0.0, attn_dropout=0.0, adaptor_dropout=0.0,
                 finetune_epochs=2, softmax="sampled", sampled_negatives=100, negative_sampler="popularity")
@@ -165,8 +166,7 @@ def test_sampled_softmax_in_two_processes_matches_one(ml1m, tmp_path):
            "-m", "core.cli", "--", "finetune", str(ws.path), "--run", "ddp", "--progress-json",
            *[f"--set={k}={v}" for k, v in sets.items()]]
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPATH=str(repo))
-    r = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=240)
-    assert r.returncode == 0, r.stderr[-3000:]
+    r = procs.run(cmd, cwd=repo, env=env, seconds=240)
     two = {(e["epoch"], e["step"]): e["loss"] for x in r.stdout.splitlines() if x.startswith("{")
            for e in [json.loads(x)] if e["event"] == "step"}
     one_events = []
