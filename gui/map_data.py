@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -50,15 +51,26 @@ class MapData:
                    dict(images or {}), m.method, m.model, m.cached)
 
 
+def snapshot(rec) -> SimpleNamespace:
+    """What core.explore.map reads of a Recommender, copied, so the projection runs without
+    holding the model (the live panels keep asking it meanwhile)."""
+    new_table = getattr(rec, "new_table", None)
+    return SimpleNamespace(table=rec.table.detach().clone(), item_ids=list(rec.item_ids),
+                           new_ids=list(getattr(rec, "new_ids", []) or []), is_content=rec.is_content,
+                           new_table=None if new_table is None else new_table.detach().clone(),
+                           manifest=rec.manifest, folder=rec.folder)
+
+
 def compute_map(rec, ws_path, method: str = "auto") -> MapData:
     """Worker: the model's item map (from the WS/explore cache when there) with the columns
-    the dock colours by. Holds the model's lock while reading its vectors."""
+    the dock colours by. Holds the model's lock only while copying its vectors."""
     from core.explore.map import item_map, map_rows
     from core.workspace import Workspace
     from gui.model_calls import model_lock
+    with model_lock(rec):       # only while copying the vectors: UMAP may take a minute
+        snap = snapshot(rec)
     with Workspace.open(ws_path) as ws:
-        with model_lock(rec):
-            m = item_map(ws, rec, method=method)
+        m = item_map(ws, snap, method=method)
         rows = map_rows(ws, m)
         images = {}
         for it in ws.items():

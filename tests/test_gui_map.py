@@ -179,3 +179,17 @@ def test_a_hundred_thousand_points_are_arrays_not_objects(qtbot, session):
     assert p.item_at(1e3, 1e3) is None               # nothing drawn near there
     rows = p.visible_rows()
     assert len(rows) > n * 0.9
+
+
+def test_the_projection_runs_on_a_copy_of_the_models_vectors(session, rec):
+    """The worker holds the model's lock only to copy the vectors (UMAP can take a minute while
+    the recommendations keep asking the model); the copy maps exactly as the model does."""
+    import torch
+    from core.explore.map import cache_key, item_map
+    from gui.map_data import snapshot
+    snap = snapshot(rec)
+    assert torch.equal(snap.table, rec.table) and snap.table.data_ptr() != rec.table.data_ptr()
+    a, b = item_map(session.ws, snap, method="pca"), item_map(session.ws, rec, method="pca")
+    assert a.ids == b.ids and np.array_equal(a.xy, b.xy) and a.path == b.path
+    assert cache_key(snap.manifest["weights_sha256"], "pca", a.ids) == cache_key(
+        rec.manifest["weights_sha256"], "pca", b.ids)
