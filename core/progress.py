@@ -61,10 +61,11 @@ class LineProgress:
         now = time.monotonic()
         with self._lock:
             new = self._state is None or self._state[0] != stage
+            repeat = not new and self._state[1:3] == (done, total)   # e.g. a stage's end, twice
             started = now if new else self._state[4]
             self._state = (stage, done, total, detail, started)
             finished = bool(total) and done >= total
-            if new or finished or now - self._last >= self.interval:
+            if new or (finished and not repeat) or now - self._last >= self.interval:
                 self._print(now)
         if self._ticker is None and self.interval > 0:
             self._ticker = threading.Thread(target=self._tick, name="progress-lines", daemon=True)
