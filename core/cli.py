@@ -29,8 +29,17 @@ def cmd_info(args) -> int:
     return 0
 
 
+class _Version(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        from core.versions import format_versions, versions
+        print(format_versions(versions()))
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="msm4sr", description="MSM4SR Studio command line")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="package, torch, device and default feature models, then exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("info", help="counts, time range, feature and model status of a workspace")
     p.add_argument("workspace")
