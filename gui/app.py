@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
 
 from core import paths
 from gui import window_layout
+from gui.about import add_help_menu
 from gui.app_support import (_note, _panel, demo_workspace, import_modules,
                              install_excepthook, is_demo, load_model, model_device, newest_model,
                              unique_keys)
@@ -183,6 +184,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         for dock in self.docks.values():
             m.addAction(dock.toggleViewAction())
+        add_help_menu(self)
 
     # ---- messages -----------------------------------------------------------
     MESSAGE_MS = {"info": 8000, "warning": 20000}     # errors stay until the next message

@@ -111,7 +111,7 @@ def test_main_window_docks_menus_shortcuts(qtbot, window, ml_ws):
     opened.args[0].reject()
     # menus hold the main actions with their shortcuts
     menus = {a.text().replace("&", ""): a.menu() for a in win.menuBar().actions()}
-    assert set(menus) == {"File", "Sequence", "View"}
+    assert set(menus) == {"File", "Sequence", "View", "Help"}
     file_actions = [a.text().replace("&", "") for a in menus["File"].actions() if a.text()]
     assert file_actions == ["Open workspace…", "Import catalog…", "Models…", "Compare models…", "Export", "Quit"]
     assert win.act_import.shortcut().toString() == "Ctrl+I"
