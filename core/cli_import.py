@@ -30,7 +30,7 @@ COLD_SHARE = 0.05
 FLAGS = {  # the source options each format reads
     "tsv": ("interactions", "items", "columns", "images_root"),
     "movielens": ("movies", "ratings", "interactions", "posters"),
-    "amazon2018": ("reviews", "meta", "images", "download_images"),
+    "amazon2018": ("reviews", "meta", "images", "download_images", "allow_private_urls"),
     "recbole": ("inter", "item"),
 }
 FLAGS["csv"] = FLAGS["tsv"]
@@ -51,7 +51,7 @@ def sources_from_args(args) -> dict:
                 "posters": args.posters}
     if fmt == "amazon2018":
         return {"reviews": args.reviews, "meta": args.meta, "images": args.images,
-                "download": args.download_images}
+                "download": args.download_images, "allow_private": args.allow_private_urls}
     return {"inter": args.inter, "item": args.item}
 
 
@@ -132,6 +132,9 @@ def add_commands(sub) -> None:
     g.add_argument("--images", metavar="D", help="folder of <asin>.jpg/.png/.webp")
     g.add_argument("--download-images", action="store_true",
                    help="download each item's first image URL into WORKSPACE/images")
+    g.add_argument("--allow-private-urls", action="store_true",
+                   help="let downloads reach loopback, link-local and private addresses "
+                        "(refused by default; for a server on this machine or network)")
     g = p.add_argument_group("recbole")
     g.add_argument("--inter", metavar="F", help="<name>.inter atomic file")
     g.add_argument("--item", metavar="F", help="<name>.item atomic file")

@@ -15,7 +15,17 @@ from core.importers import ImportOptions, import_catalog
 from core.importers.download import DownloadError, download_images, fetch, file_stem
 
 K0 = ImportOptions(kcore=0)
-JPEG = bytes(range(256)) * 40          # 10,240 bytes standing in for an image body
+def _jpeg() -> bytes:
+    """A real JPEG (downloads must pass the image loader), padded after its end marker to
+    10,240 bytes so the size caps below are exact."""
+    import io
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (32, 32), bytes(range(256)) * 12).save(buf, "JPEG")
+    return buf.getvalue().ljust(10240, b"\0")
+
+
+JPEG = _jpeg()
 
 
 def jsonl(path: Path, objs, gz=False) -> Path:
@@ -182,26 +192,28 @@ def server():
 
 
 def test_fetch_ok_redirect_and_skip_when_complete(server, tmp_path):
-    p = fetch(f"{server}/ok.jpg", tmp_path, "A")
+    p = fetch(f"{server}/ok.jpg", tmp_path, "A", allow_private=True)
     assert p == tmp_path.resolve() / "A.jpg" and p.read_bytes() == JPEG
-    assert fetch(f"{server}/ok.jpg", tmp_path, "A") == p and Handler.hits["/ok.jpg"] == 1
-    assert fetch(f"{server}/to-ok", tmp_path, "B").read_bytes() == JPEG
+    assert fetch(f"{server}/ok.jpg", tmp_path, "A", allow_private=True) == p
+    assert Handler.hits["/ok.jpg"] == 1
+    assert fetch(f"{server}/to-ok", tmp_path, "B", allow_private=True).read_bytes() == JPEG
     assert not list(tmp_path.glob("*.part"))
 
 
 def test_fetch_resumes_a_part_file_with_range(server, tmp_path):
     (tmp_path / "A.part").write_bytes(JPEG[:1000])
-    assert fetch(f"{server}/ok.jpg", tmp_path, "A").read_bytes() == JPEG
+    assert fetch(f"{server}/ok.jpg", tmp_path, "A", allow_private=True).read_bytes() == JPEG
     assert Handler.ranges == ["bytes=1000-"]
     (tmp_path / "B.part").write_bytes(b"garbage that the server will not continue")
-    assert fetch(f"{server}/norange.png", tmp_path, "B").read_bytes() == JPEG   # restarted
+    restarted = fetch(f"{server}/norange.png", tmp_path, "B", allow_private=True)
+    assert restarted.read_bytes() == JPEG and restarted.suffix == ".jpg"   # named by content
 
 
 def test_fetch_retries_with_backoff(server, tmp_path):
-    assert fetch(f"{server}/flaky.jpg", tmp_path, "F", backoff=0.01).read_bytes() == JPEG
+    assert fetch(f"{server}/flaky.jpg", tmp_path, "F", allow_private=True, backoff=0.01).read_bytes() == JPEG
     assert Handler.hits["/flaky.jpg"] == 2
     with pytest.raises(DownloadError, match="HTTP 404"):
-        fetch(f"{server}/gone.jpg", tmp_path, "G", backoff=0.01)
+        fetch(f"{server}/gone.jpg", tmp_path, "G", allow_private=True, backoff=0.01)
     assert Handler.hits["/gone.jpg"] == 1         # a 404 is not retried
 
 
@@ -217,7 +229,7 @@ def test_fetch_retries_with_backoff(server, tmp_path):
 def test_fetch_refuses(server, tmp_path, url, reason):
     url = server + url if url.startswith("/") else url
     with pytest.raises(DownloadError) as e:
-        fetch(url, tmp_path, "X", max_bytes=20000, backoff=0.01)
+        fetch(url, tmp_path, "X", allow_private=True, max_bytes=20000, backoff=0.01)
     assert reason in str(e.value)
     assert list(tmp_path.iterdir()) == []           # nothing left behind
 
@@ -235,7 +247,8 @@ def test_import_downloads_into_workspace_images_and_resumes(workspace, server, t
                                 {"asin": "B010", "imageURL": ["file:///etc/passwd"]}]
     meta = jsonl(tmp_path / "meta.json", objs)
     got = []
-    report = import_catalog(workspace, "amazon2018", {"meta": meta, "download": True},
+    report = import_catalog(workspace, "amazon2018",
+                            {"meta": meta, "download": True, "allow_private": True},
                             progress=lambda s, d, t: got.append((s, d, t)))
     images = (workspace.path / "images").resolve()
     mug = workspace.item("B001")
@@ -249,24 +262,24 @@ def test_import_downloads_into_workspace_images_and_resumes(workspace, server, t
     assert all(p.resolve().parent == images for p in images.iterdir())
     assert ("download", 4, 4) in got
     hits = dict(Handler.hits)
-    import_catalog(workspace, "amazon2018", {"meta": meta, "download": True})
+    import_catalog(workspace, "amazon2018", {"meta": meta, "download": True, "allow_private": True})
     assert Handler.hits["/ok.jpg"] == hits["/ok.jpg"]     # complete files are not fetched again
 
 
 def test_download_images_reports_each_failure(server, tmp_path):
     got, failed = download_images({"a": f"{server}/ok.jpg", "b": f"{server}/gone.jpg"},
-                                  tmp_path / "imgs", backoff=0.01)
+                                  tmp_path / "imgs", backoff=0.01, allow_private=True)
     assert list(got) == ["a"] and "404" in failed["b"]
     assert os.path.isfile(got["a"])
 
 
 def test_a_later_successful_download_clears_the_problem(workspace, server, tmp_path):
     meta = jsonl(tmp_path / "m.json", [{"asin": "A1", "imageURL": [f"{server}/gone.jpg"]}])
-    r = import_catalog(workspace, "amazon2018", {"meta": meta, "download": True})
+    r = import_catalog(workspace, "amazon2018", {"meta": meta, "download": True, "allow_private": True})
     assert "HTTP 404" in r.download_failures["A1"]
     assert [p[:2] for p in workspace.problems()] == [("A1", "image")]
     meta = jsonl(tmp_path / "m.json", [{"asin": "A1", "imageURL": [f"{server}/ok.jpg"]}])
-    r = import_catalog(workspace, "amazon2018", {"meta": meta, "download": True})
+    r = import_catalog(workspace, "amazon2018", {"meta": meta, "download": True, "allow_private": True})
     assert r.download_failures == {} and workspace.problems() == []
     assert workspace.get_meta("import")["sources"]["download"] == str(workspace.path / "images")
 
@@ -278,8 +291,8 @@ def test_links_planted_in_the_images_folder_are_not_followed(server, tmp_path):
     dest.mkdir()
     os.symlink(outside, dest / "A.part")
     os.symlink(outside, dest / "B.jpg")
-    a = fetch(f"{server}/ok.jpg", dest, "A")
-    b = fetch(f"{server}/ok.jpg", dest, "B")
+    a = fetch(f"{server}/ok.jpg", dest, "A", allow_private=True)
+    b = fetch(f"{server}/ok.jpg", dest, "B", allow_private=True)
     assert outside.read_bytes() == b"precious"
     assert a.read_bytes() == JPEG and not a.is_symlink()
     assert b.suffix == ".jpg" and not b.is_symlink() and b.read_bytes() == JPEG

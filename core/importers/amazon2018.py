@@ -75,10 +75,10 @@ def parse_meta_line(line: str, path, n: int) -> tuple[Item, str | None]:
 
 
 def parse(sources: dict, opts, progress) -> Parsed:
-    unknown = set(sources) - {"reviews", "meta", "images", "download"}
+    unknown = set(sources) - {"reviews", "meta", "images", "download", "allow_private"}
     if unknown:
         raise InputError(f"unknown source keys {sorted(unknown)} for amazon2018; "
-                         "use reviews, meta, images, download")
+                         "use reviews, meta, images, download, allow_private")
     parsed = Parsed()
     bad = BadLines(opts.skip_bad_lines, parsed.skipped)
     reviews, meta, images = sources.get("reviews"), sources.get("meta"), sources.get("images")

@@ -143,7 +143,8 @@ def _import(ws, fmt, sources, opts, progress, t0) -> ImportReport:
         from core.importers.download import download_images
         urls = {it.id: parsed.image_urls[it.id] for it in items
                 if not it.image and it.id in parsed.image_urls}
-        got, report.download_failures = download_images(urls, ws.path / "images", progress)
+        got, report.download_failures = download_images(
+            urls, ws.path / "images", progress, allow_private=bool(sources.get("allow_private")))
         parsed.sources["download"] = str(ws.path / "images")
         for it in items:
             it.image = got.get(it.id, it.image)
