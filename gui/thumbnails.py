@@ -1,8 +1,9 @@
 """Thumbnails decoded off the GUI thread, with an LRU cache and placeholders.
 
 `ThumbnailCache.get(path)` answers at once: the cached pixmap, or a placeholder
-while the image is decoded on a worker (QImageReader with setScaledSize, so a
-large poster is never decoded at full size). `ready(path)` tells views to repaint.
+while the image is decoded on a worker (core's safe loader, reduced-scale JPEG
+decoding, so a large poster is never decoded at full size). `ready(path)` tells
+views to repaint.
 A missing, corrupt or unreadable file becomes the "broken" placeholder; it never raises.
 """
 from __future__ import annotations
@@ -10,25 +11,25 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QImageReader, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 
+from core.features.images import load_thumbnail
 from gui.workers import run_for
 
 MAX_PENDING = 400          # requests beyond this (scrolled past long ago) are dropped
 
 
 def decode_image(path: str, width: int, height: int) -> QImage:
-    """Runs on a worker. Reads the image scaled to fit width x height; raises on failure."""
-    reader = QImageReader(path)
-    reader.setAutoTransform(True)
-    size = reader.size()
-    if not size.isValid() or size.isEmpty():
-        raise ValueError(f"{path}: not a readable image ({reader.errorString()})")
-    reader.setScaledSize(size.scaled(width, height, Qt.KeepAspectRatio))
-    image = reader.read()
-    if image.isNull():
-        raise ValueError(f"{path}: cannot decode image ({reader.errorString()})")
-    return image
+    """Runs on a worker. The image scaled to fit width x height; raises InputError on failure.
+
+    Decoding goes through core's safe loader (root confinement, content check,
+    Pillow's pixel limit read from the header) rather than QImageReader, which
+    follows symlinks anywhere and allocates whatever size a header claims.
+    """
+    im = load_thumbnail(path, width, height)
+    data = im.tobytes()
+    # copy(): the QImage must own its pixels once `data` goes away
+    return QImage(data, im.width, im.height, 3 * im.width, QImage.Format_RGB888).copy()
 
 
 def placeholder(size: QSize, kind: str) -> QPixmap:

@@ -3,11 +3,13 @@
 Guards: missing files, non-images, truncated or corrupt data (a full decode is
 forced), decompression bombs (Pillow's MAX_IMAGE_PIXELS is kept and its warning is
 treated as an error), content that lies about its extension, and symlinks leaving
-an allowed root.
+an allowed root. `load_image` (features) and `load_thumbnail` (the GUI) share
+these checks through `_open_checked`.
 """
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from core.errors import InputError
@@ -19,8 +21,9 @@ SUFFIX_FORMATS = {
 }
 
 
-def load_image(path, root=None):
-    """The image at `path` as an RGB PIL image, fully decoded, or InputError."""
+@contextmanager
+def _open_checked(path, root):
+    """The opened (header only, not decoded) PIL image after every check, errors as InputError."""
     from PIL import Image, UnidentifiedImageError
     p = Path(path)
     if root is not None:
@@ -39,12 +42,13 @@ def load_image(path, root=None):
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
+            # Image.open reads only the header and applies the pixel limit there,
+            # so a bomb is refused before anything is decoded
             with Image.open(p) as im:
                 if im.format not in allowed:
                     raise InputError(f"content is {im.format}, not what the {suffix} name says; "
                                      "refused", path=p)
-                im.load()  # force a full decode: truncated files fail here, not later
-                return im.convert("RGB")
+                yield im
         except InputError:
             raise
         except UnidentifiedImageError:
@@ -54,3 +58,28 @@ def load_image(path, root=None):
                              path=p) from None
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             raise InputError(f"corrupt or truncated image ({e})", path=p) from None
+
+
+def load_image(path, root=None):
+    """The image at `path` as an RGB PIL image, fully decoded, or InputError."""
+    with _open_checked(path, root) as im:
+        im.load()  # force a full decode: truncated files fail here, not later
+        return im.convert("RGB")
+
+
+def load_thumbnail(path, width: int, height: int, root=None):
+    """The image at `path` as an RGB PIL image fitting width x height, or InputError.
+
+    `root` defaults to the folder the path names, so a symlink cannot lead
+    elsewhere (e.g. to /etc/shadow). JPEGs are decoded at reduced scale (draft),
+    so a large poster is never held at full size.
+    """
+    from PIL import ImageOps
+    p = Path(path).absolute()
+    with _open_checked(p, p.parent if root is None else root) as im:
+        box = (max(1, int(width)), max(1, int(height)))
+        if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):   # EXIF says rotate 90°: fit the turned box
+            box = box[::-1]
+        im.draft("RGB", box)
+        im.thumbnail(box)      # decodes (reduced where the format allows) and shrinks
+        return ImageOps.exif_transpose(im).convert("RGB")
