@@ -39,6 +39,7 @@ class ImportReport:
     seconds: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)    # seconds per step
     download_failures: dict[str, str] = field(default_factory=dict)  # item -> reason
+    merged_away: list = field(default_factory=list)  # stored rows a re-import's filters removed
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,7 +116,9 @@ def _import(ws, fmt, sources, opts, progress, t0) -> ImportReport:
     if opts.dedup and rows.has_repeats():
         rows = rows.dedup()
     progress("process", 1, 3)
-    if not rows.is_kcore(opts.kcore):   # a k-core data set (ml-1m) needs no filtering pass
+    # a re-import is filtered after it merges with the stored data (_merge_filters), not alone
+    merging = ws.db.execute("SELECT 1 FROM interactions LIMIT 1").fetchone() is not None
+    if not merging and not rows.is_kcore(opts.kcore):   # a k-core data set (ml-1m) needs no pass
         rows = rows.kcore(opts.kcore)
     progress("process", 2, 3)
     if parsed.has_interactions:
@@ -163,9 +166,14 @@ def _import(ws, fmt, sources, opts, progress, t0) -> ImportReport:
     t3 = time.perf_counter()
     steps["write"] = t3 - t2
 
-    report.users = rows.n_users()
+    # this import's rows as stored: a re-import merges into earlier data and is filtered with it
+    lost = set(report.merged_away)
+    if lost:
+        left = [(u, i, t) for u, i, t in rows if (u, i, t) not in lost]
+        report.interactions, report.users = len(left), len({u for u, _, _ in left})
+    else:
+        report.users, report.interactions = rows.n_users(), len(rows)
     report.items = len(items)
-    report.interactions = len(rows)
     report.cold_items = sum(1 for it in items if it.cold)
     report.items_without_image = sorted(it.id for it in items if not it.image)
     report.skipped_lines = parsed.skipped
@@ -173,10 +181,36 @@ def _import(ws, fmt, sources, opts, progress, t0) -> ImportReport:
     return report
 
 
+def _merge_filters(db, opts: ImportOptions) -> list:
+    """De-duplication and the k-core filter over the whole workspace after a re-import, so a
+    corrected timestamp for a pair already stored does not leave both rows."""
+    stored = Rows(db.execute("SELECT user, item, ts FROM interactions ORDER BY pos"))
+    kept = stored.dedup() if opts.dedup else stored
+    kept = kept.kcore(opts.kcore)
+    if len(kept) == len(stored):
+        return []
+    if not len(kept):
+        raise InputError(f"no interactions would be left of {len(stored)} after merging this import "
+                         f"and the {opts.kcore}-core filter; lower kcore (--kcore)")
+    keep = iter(kept)
+    nxt = next(keep, None)
+    dropped = []
+    for row in stored:          # kept is a subsequence of stored, in the same order
+        if row == nxt:
+            nxt = next(keep, None)
+        else:
+            dropped.append(row)
+    db.executemany("DELETE FROM interactions WHERE user=? AND item=? AND ts=?", dropped)
+    return dropped
+
+
 def _write(ws, fmt, parsed, items, rows, ids, cold, opts, report, n_read, progress) -> None:
     with ws.transaction() as db:
         ws.upsert_items(items, db)
+        had = db.execute("SELECT 1 FROM interactions LIMIT 1").fetchone() is not None
         ws.add_interactions(_reporting(rows, progress), db)
+        if had and (opts.dedup or opts.kcore > 1):
+            report.merged_away = _merge_filters(db, opts)
         if opts.cold_share > 0:
             ws.set_cold(sorted(cold), db)
         tags = [(i, TAG_SOURCE, parsed.tags[i]) for i in ids if i in parsed.tags]
