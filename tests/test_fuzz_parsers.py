@@ -135,7 +135,7 @@ def _tsv_fast_path_agrees(lines):
                                                   {"user": 0, "item": 1, "timestamp": 2}, 3, p, n))
             except InputError as e:
                 want_skipped.append(str(e))
-        assert got == want and skipped == want_skipped
+        assert list(got) == want and skipped == want_skipped
 
 
 def test_fuzz_tsv():
