@@ -74,8 +74,12 @@ def test_freed_tensors_stay_in_the_process_and_are_reused():
     assert kept["kept"] is True
     base = kept["base"]
     slack = BLOCK // 8                    # small allocations of the interpreter around it
+    # a busy machine can leave the warm-up one block short, so the heap may grow once more; without
+    # reuse it would grow by a block every round (5 blocks here)
+    heaps = [r["live"]["heap"] for r in kept["rounds"]]
+    assert max(heaps) - base["heap"] < BLOCK + slack
+    assert max(heaps[-3:]) - min(heaps[-3:]) < slack             # then the same heap every step
     for r in kept["rounds"]:
         assert r["live"]["mmapped"] == base["mmapped"]         # taken from the heap, never mapped
-        assert abs(r["live"]["heap"] - base["heap"]) < slack   # the same heap every step: reused
-        assert abs(r["freed"]["heap"] - base["heap"]) < slack  # not trimmed when freed ...
+        assert abs(r["freed"]["heap"] - r["live"]["heap"]) < slack  # not trimmed when freed ...
         assert r["freed"]["free_in_heap"] >= BLOCK             # ... but kept free for the next step
