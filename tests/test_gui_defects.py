@@ -20,7 +20,6 @@ from gui.workers import wait_all
 from gui_support import save_shot
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = REPO / "docs" / "screenshots"
 # the demo in seconds on two CPU cores: the panel's own fields set what the tests look at
 SMALL = ["layers=1", "inner=32", "pool_dim=16", "experts=2", "eval_batch=256", "threads=1",
          "patience=1000"]
@@ -170,7 +169,6 @@ def test_a_dropped_image_already_in_the_catalog_is_named(qtbot, seq_ui, tmp_path
     assert any(level == "warning" and item.id in text for level, text in messages)
     qtbot.waitUntil(lambda: dlg.image_path is not None, timeout=10_000)
     save_shot(dlg, "dropped_duplicate.png")
-    shutil.copyfile(SHOTS_DIR() / "dropped_duplicate.png", DOCS_DIR() / "dropped_duplicate.png")
     dlg.use_existing.click()
     assert session.sequence == [item.id] and len(session.ws.item_ids()) == n_items
 
@@ -187,11 +185,6 @@ def test_a_dropped_image_already_in_the_catalog_is_named(qtbot, seq_ui, tmp_path
 def SHOTS_DIR() -> Path:
     from gui_support import SHOTS
     return SHOTS
-
-
-def DOCS_DIR() -> Path:
-    DOCS.mkdir(parents=True, exist_ok=True)
-    return DOCS
 
 
 # ---- the main window: layout, messages, switching workspace -------------------------------------
@@ -374,7 +367,6 @@ def test_resume_takes_fewer_epochs_and_the_plots_keep_their_history(qtbot, train
         assert legend.sceneBoundingRect().top() >= vb.bottom() - 1
         assert len(legend.items) == len(plot.getPlotItem().listDataItems())
     save_shot(panel, "training_resumed.png")
-    shutil.copyfile(SHOTS_DIR() / "training_resumed.png", DOCS_DIR() / "training_resumed.png")
 
 
 def test_the_form_says_what_a_run_needs_in_memory_and_refuses_what_cannot_fit(qtbot, train_panel):
@@ -413,7 +405,6 @@ def test_import_wizard_checks_clip_weights_before_importing(qtbot, settings, tmp
     assert wiz.currentPage() is page
     qtbot.wait(100)                             # the form makes room for the wrapped note
     save_shot(wiz, "import_clip_missing.png")
-    shutil.copyfile(SHOTS_DIR() / "import_clip_missing.png", DOCS_DIR() / "import_clip_missing.png")
 
     bad = tmp_path / "clip.bin"
     bad.write_bytes(b"\x80\x04 not a safetensors file")
