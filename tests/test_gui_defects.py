@@ -182,11 +182,6 @@ def test_a_dropped_image_already_in_the_catalog_is_named(qtbot, seq_ui, tmp_path
     opened.args[0].reject()
 
 
-def SHOTS_DIR() -> Path:
-    from gui_support import SHOTS
-    return SHOTS
-
-
 # ---- the main window: layout, messages, switching workspace -------------------------------------
 @pytest.fixture
 def window(qtbot, settings):
