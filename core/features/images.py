@@ -74,12 +74,21 @@ def load_thumbnail(path, width: int, height: int, root=None):
     elsewhere (e.g. to /etc/shadow). JPEGs are decoded at reduced scale (draft),
     so a large poster is never held at full size.
     """
-    from PIL import ImageOps
+    from PIL import Image, ImageOps
     p = Path(path).absolute()
     with _open_checked(p, p.parent if root is None else root) as im:
         box = (max(1, int(width)), max(1, int(height)))
         if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):   # EXIF says rotate 90°: fit the turned box
             box = box[::-1]
         im.draft("RGB", box)
+        if im.mode not in ("RGB", "L"):
+            # palette and alpha images: Pillow shrinks "P" by nearest neighbour, so shrink in RGBA
+            # and lay the result on white, as the grid's cells are
+            im = im.convert("RGBA")
+            im.thumbnail(box)
+            im = ImageOps.exif_transpose(im)
+            flat = Image.new("RGB", im.size, (255, 255, 255))
+            flat.paste(im, mask=im.getchannel("A"))
+            return flat
         im.thumbnail(box)      # decodes (reduced where the format allows) and shrinks
         return ImageOps.exif_transpose(im).convert("RGB")
