@@ -52,6 +52,9 @@ def _accepts_progress(fn: Callable) -> bool:
         return False
 
 
+MIN_THREADS = 8
+
+
 def run_task(fn: Callable, *args: Any, on_done: Callable | None = None,
              on_error: Callable | None = None, on_progress: Callable | None = None,
              **kwargs: Any) -> Task:
@@ -67,7 +70,12 @@ def run_task(fn: Callable, *args: Any, on_done: Callable | None = None,
     task.signals.done.connect(lambda *_: _live.discard(task))
     task.signals.error.connect(lambda *_: _live.discard(task))
     _live.add(task)
-    QThreadPool.globalInstance().start(task)
+    pool = QThreadPool.globalInstance()
+    # the default is one thread a core: on 2 cores a minute-long job (the item map's UMAP, the
+    # CLIP check) and one more would make every short one (listing models, a thumbnail) wait
+    if pool.maxThreadCount() < MIN_THREADS:
+        pool.setMaxThreadCount(MIN_THREADS)
+    pool.start(task)
     return task
 
 
