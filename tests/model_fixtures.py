@@ -93,3 +93,14 @@ def shared_trained(tmp_root: Path, root: Path) -> dict:
             out[model] = train(ws, cfg, "train", run=model)
         _CACHE.update(out)
     return _CACHE
+
+
+def load_trained(trained: dict, kind: str):
+    """(model, config, dataset) of one of shared_trained's models, features attached."""
+    from core import checkpoint
+    from core.data import load_dataset
+    model, cfg, _, _ = checkpoint.load_model(trained[kind].model_dir)
+    ds = load_dataset(trained["ws"], cfg)
+    if kind == "msm4sr":
+        model.set_features(ds.features)
+    return model, cfg, ds

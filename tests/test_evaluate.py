@@ -12,7 +12,7 @@ from core import checkpoint
 from core.config import load_config
 from core.data import left_pad, load_dataset
 from core.evaluate import evaluate, metrics_from_ranks, popularity_ranks, rank_cases
-from model_fixtures import shared_trained
+from model_fixtures import load_trained, shared_trained
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,13 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 def trained(ml1m, tmp_path_factory):
     return shared_trained(tmp_path_factory.mktemp("models"), ml1m)
 
-
-def _loaded(trained, kind):
-    model, cfg, manifest, _ = checkpoint.load_model(trained[kind].model_dir)
-    ds = load_dataset(trained["ws"], cfg)
-    if kind == "msm4sr":
-        model.set_features(ds.features)
-    return model, cfg, ds
 
 
 def test_ties_count_as_a_random_tie_break_in_expectation():
@@ -46,7 +39,7 @@ def test_ties_count_as_a_random_tie_break_in_expectation():
 
 @pytest.mark.realdata
 def test_a_model_that_scores_every_item_the_same_gets_chance(trained):
-    model, cfg, ds = _loaded(trained, "sasrec")
+    model, cfg, ds = load_trained(trained, "sasrec")
     with torch.no_grad():
         model.item_emb.weight.zero_()             # every item scores 0: all tied
     ranks = rank_cases(model, ds.test, cfg.max_len)
@@ -62,7 +55,7 @@ def test_a_model_that_scores_every_item_the_same_gets_chance(trained):
 
 @pytest.mark.realdata
 def test_scores_are_float32_even_under_autocast(trained):
-    model, cfg, ds = _loaded(trained, "msm4sr")
+    model, cfg, ds = load_trained(trained, "msm4sr")
     plain = rank_cases(model, ds.test, cfg.max_len)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.bfloat16   # autocast is on
@@ -82,7 +75,7 @@ def test_metrics_from_ranks_follow_their_definitions():
 @pytest.mark.realdata
 @pytest.mark.parametrize("kind", ["msm4sr", "sasrec"])
 def test_batched_ranks_equal_a_brute_force_full_matrix(trained, kind):
-    model, cfg, ds = _loaded(trained, kind)
+    model, cfg, ds = load_trained(trained, kind)
     cases = ds.test
     with torch.no_grad():
         model.eval()
@@ -106,7 +99,7 @@ def test_batched_ranks_equal_a_brute_force_full_matrix(trained, kind):
 
 @pytest.mark.realdata
 def test_cold_start_ranks_among_held_out_items_only(trained):
-    model, cfg, ds = _loaded(trained, "msm4sr")
+    model, cfg, ds = load_trained(trained, "msm4sr")
     assert len(ds.cold) > 20 and len(ds.cold_items) > 5
     assert not ds.seen[ds.cold_items].any()                       # never in training sequences
     ranks = rank_cases(model, ds.cold, cfg.max_len, candidates=ds.cold_items)[:, 0]

@@ -10,7 +10,7 @@ from core.data import load_dataset
 from core.evaluate import rank_cases
 from core.model.sampled import NegativeSampler, sampled_cross_entropy, use_sampled
 from core.train import train
-from model_fixtures import TINY, make_workspace, shared_trained
+from model_fixtures import TINY, load_trained, make_workspace, shared_trained
 
 pytestmark = pytest.mark.realdata
 
@@ -20,17 +20,10 @@ def trained(ml1m, tmp_path_factory):
     return shared_trained(tmp_path_factory.mktemp("models"), ml1m)
 
 
-def _loaded(trained, kind):
-    model, cfg, _, _ = checkpoint.load_model(trained[kind].model_dir)
-    ds = load_dataset(trained["ws"], cfg)
-    if kind == "msm4sr":
-        model.set_features(ds.features)
-    return model, cfg, ds
-
 
 @pytest.mark.parametrize("kind", ["msm4sr", "sasrec"])
 def test_ranks_in_item_chunks_equal_one_product(trained, kind):
-    model, cfg, ds = _loaded(trained, kind)
+    model, cfg, ds = load_trained(trained, kind)
     cases = ds.test + ds.valid
     for mask in (False, True):
         whole = rank_cases(model, cases, cfg.max_len, batch=64, mask_history=mask)
@@ -42,7 +35,7 @@ def test_ranks_in_item_chunks_equal_one_product(trained, kind):
 
 
 def test_chunked_ranks_keep_exact_ties(trained):
-    model, cfg, ds = _loaded(trained, "sasrec")
+    model, cfg, ds = load_trained(trained, "sasrec")
     tied = sorted({t for _, t in ds.test[:5]} | set(range(1, 400, 10)))
     with torch.no_grad():   # these items share one vector: their scores tie across chunks
         model.item_emb.weight[tied] = model.item_emb.weight[tied[0]].clone()
