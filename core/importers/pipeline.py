@@ -116,13 +116,16 @@ def _import(ws, fmt, sources, opts, progress, t0) -> ImportReport:
     if opts.dedup and rows.has_repeats():
         rows = rows.dedup()
     progress("process", 1, 3)
-    # a re-import is filtered after it merges with the stored data (_merge_filters), not alone
+    # a re-import is filtered merged with the stored data, not alone: the items, the cold split
+    # and the report then come from the rows that stay, as a first import of the whole would
     merging = ws.db.execute("SELECT 1 FROM interactions LIMIT 1").fetchone() is not None
-    if not merging and not rows.is_kcore(opts.kcore):   # a k-core data set (ml-1m) needs no pass
+    if merging:
+        rows, merged_away = _merge(ws, rows, opts)
+    elif not rows.is_kcore(opts.kcore):   # a k-core data set (ml-1m) needs no pass
         rows = rows.kcore(opts.kcore)
     progress("process", 2, 3)
     if parsed.has_interactions:
-        if not rows:
+        if not rows and not merging:
             raise InputError(f"no interactions left of {n_read} after "
                              f"{'de-duplication and ' if opts.dedup else ''}the {opts.kcore}-core "
                              f"filter; lower kcore (--kcore) for a small data set")
@@ -162,17 +165,12 @@ def _import(ws, fmt, sources, opts, progress, t0) -> ImportReport:
     steps["process"] = t2 - t1
 
     # 3. write, all or nothing
+    report.merged_away = merged_away if merging else []
     _write(ws, fmt, parsed, items, rows, ids, cold, opts, report, n_read, progress)
     t3 = time.perf_counter()
     steps["write"] = t3 - t2
 
-    # this import's rows as stored: a re-import merges into earlier data and is filtered with it
-    lost = set(report.merged_away)
-    if lost:
-        left = [(u, i, t) for u, i, t in rows if (u, i, t) not in lost]
-        report.interactions, report.users = len(left), len({u for u, _, _ in left})
-    else:
-        report.users, report.interactions = rows.n_users(), len(rows)
+    report.users, report.interactions = rows.n_users(), len(rows)   # this import's rows, as stored
     report.items = len(items)
     report.cold_items = sum(1 for it in items if it.cold)
     report.items_without_image = sorted(it.id for it in items if not it.image)
@@ -181,36 +179,23 @@ def _import(ws, fmt, sources, opts, progress, t0) -> ImportReport:
     return report
 
 
-def _merge_filters(db, opts: ImportOptions) -> list:
-    """De-duplication and the k-core filter over the whole workspace after a re-import, so a
-    corrected timestamp for a pair already stored does not leave both rows."""
-    stored = Rows(db.execute("SELECT user, item, ts FROM interactions ORDER BY pos"))
-    kept = stored.dedup() if opts.dedup else stored
-    kept = kept.kcore(opts.kcore)
-    if len(kept) == len(stored):
-        return []
-    if not len(kept):
+def _merge(ws, rows: Rows, opts: ImportOptions) -> tuple[Rows, list]:
+    """(this import's rows that stay, the stored rows that go) once the stored and the new rows
+    are de-duplicated and k-cored together, so a corrected timestamp for a stored pair does not
+    leave both rows. The earliest row of a pair stays, as in a first import."""
+    stored = Rows(ws.db.execute("SELECT user, item, ts FROM interactions ORDER BY pos"))
+    gone, stay = stored.merged(rows, opts.dedup, opts.kcore)
+    if len(gone) == len(stored) and not len(stay):
         raise InputError(f"no interactions would be left of {len(stored)} after merging this import "
                          f"and the {opts.kcore}-core filter; lower kcore (--kcore)")
-    keep = iter(kept)
-    nxt = next(keep, None)
-    dropped = []
-    for row in stored:          # kept is a subsequence of stored, in the same order
-        if row == nxt:
-            nxt = next(keep, None)
-        else:
-            dropped.append(row)
-    db.executemany("DELETE FROM interactions WHERE user=? AND item=? AND ts=?", dropped)
-    return dropped
+    return rows.take(stay), list(stored.take(gone))
 
 
 def _write(ws, fmt, parsed, items, rows, ids, cold, opts, report, n_read, progress) -> None:
     with ws.transaction() as db:
         ws.upsert_items(items, db)
-        had = db.execute("SELECT 1 FROM interactions LIMIT 1").fetchone() is not None
         ws.add_interactions(_reporting(rows, progress), db)
-        if had and (opts.dedup or opts.kcore > 1):
-            report.merged_away = _merge_filters(db, opts)
+        db.executemany("DELETE FROM interactions WHERE user=? AND item=? AND ts=?", report.merged_away)
         if opts.cold_share > 0:
             ws.set_cold(sorted(cold), db)
         tags = [(i, TAG_SOURCE, parsed.tags[i]) for i in ids if i in parsed.tags]

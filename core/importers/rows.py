@@ -52,7 +52,7 @@ class Rows:
                             np.frombuffer(self._t, dtype=np.int64))
         return self._arrays
 
-    def _keep(self, keep: np.ndarray) -> "Rows":
+    def take(self, keep: np.ndarray) -> "Rows":
         """The rows at positions `keep` (ascending), sharing this object's string tables."""
         out = Rows.__new__(Rows)
         out._pending = []
@@ -82,17 +82,22 @@ class Rows:
 
     def dedup(self) -> "Rows":
         """Drop repeated (user, item) pairs, keeping the earliest (file order on ties)."""
-        u, i, t = self.arrays()
-        order = np.lexsort((np.arange(len(u)), t))          # by time, then file position
-        first = _firsts(_pair(u, i, len(self.items))[order])[1]
-        return self._keep(np.sort(order[first]))
+        return self.take(self._dedup_positions(np.arange(len(self))))
 
     def kcore(self, k: int, progress=None) -> "Rows":
         """Repeatedly drop users and items with fewer than k interactions."""
         if k <= 1:
             return self
+        return self.take(self._kcore_positions(np.arange(len(self)), k, progress))
+
+    def _dedup_positions(self, keep: np.ndarray) -> np.ndarray:
+        u, i, t = (a[keep] for a in self.arrays())
+        order = np.lexsort((np.arange(len(u)), t))          # by time, then file position
+        first = _firsts(_pair(u, i, len(self.items))[order])[1]
+        return keep[np.sort(order[first])]
+
+    def _kcore_positions(self, keep: np.ndarray, k: int, progress=None) -> np.ndarray:
         u, i, _ = self.arrays()
-        keep = np.arange(len(u))
         rounds = 0
         while True:
             uu, ii = u[keep], i[keep]
@@ -102,8 +107,33 @@ class Rows:
             if progress is not None:
                 progress(rounds, int(ok.sum()))
             if ok.all():
-                return self._keep(keep)
+                return keep
             keep = keep[ok]
+
+    def merged(self, new: "Rows", dedup: bool, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """This object holds the stored rows; merge `new` after them, drop exact repeats, then
+        de-duplicate and k-core the whole. Returns (the stored positions that go, the new
+        positions whose (user, item, timestamp) is in the result) -- so a re-import of stored
+        rows keeps them, and its items, exactly as a first import of the merged data would."""
+        both = Rows()
+        for part in (self, new):
+            for chunk in part.chunks():
+                both._pending.extend(chunk)
+                both.flush()
+        n = len(self)
+        u, i, t = both.arrays()
+        pair = _pair(u, i, len(both.items))
+        triple = np.unique(np.stack([pair, t], axis=1), axis=0, return_inverse=True)[1].reshape(-1)
+        keep = np.sort(_firsts(triple)[1])                 # an exact repeat is stored once
+        if dedup:
+            keep = both._dedup_positions(keep)
+        if k > 1:
+            keep = both._kcore_positions(keep, k)
+        kept = np.zeros(len(u), dtype=bool)
+        kept[keep] = True
+        stays = np.zeros(int(triple.max()) + 1 if len(triple) else 0, dtype=bool)
+        stays[triple[keep]] = True
+        return np.flatnonzero(~kept[:n]), np.flatnonzero(stays[triple[n:]])
 
     def is_kcore(self, k: int) -> bool:
         if k <= 1 or not len(self):
