@@ -39,6 +39,8 @@ PLANS = {
     "no-pretrain": ({"pretrain": False}, "fine-tuning from scratch"),
     "no-nip": ({"nip": False}, "pre-training without next-item prediction"),
     "ln": ({"expert_norm": True}, "MoE experts end in a LayerNorm (the authors' code)"),
+    "all-sentences": ({"text_vectors": 0}, "every text vector pooled: title sentence + description"),
+    "title-only": ({"text_vectors": 1}, "text from the title/brand/category sentence alone"),
     "4-positions": ({"nip_positions": 4}, "NIP on 4 random positions per window, not all"),
     "no-early-stop": ({"pretrain_patience": 0}, "pre-training keeps its last epoch"),
     "cross-cmcl": ({"cmcl_negatives": "cross"}, "CMCL without intra-modal negatives"),
@@ -66,7 +68,7 @@ def applicable(name: str, modalities: list[str]) -> str | None:
     return None
 
 
-def run_one(ws, name: str, overrides: dict, budget_s: float) -> dict:
+def run_one(ws, name: str, overrides: dict, budget_s: float | None) -> dict:
     from core.cli_model import evaluate_checkpoint
     from core.config import load_config
     from core.train import Trainer
@@ -74,9 +76,10 @@ def run_one(ws, name: str, overrides: dict, budget_s: float) -> dict:
     preset = over.pop("preset", None)
     sasrec = over.get("model") == "sasrec"
     no_pre = sasrec or over.get("pretrain") is False
-    over.update(finetune_minutes=budget_s / 60 * (1 if no_pre else 5 / 6))
-    if not no_pre:
-        over["pretrain_minutes"] = budget_s / 360
+    if budget_s is not None:   # None (--no-clock): stages end by their epochs and patience only
+        over.update(finetune_minutes=budget_s / 60 * (1 if no_pre else 5 / 6))
+        if not no_pre:
+            over["pretrain_minutes"] = budget_s / 360
     cfg = load_config(overrides=over, preset=preset)
     t0 = time.perf_counter()
     curve = []
@@ -140,6 +143,9 @@ def main(argv=None) -> int:
     ap.add_argument("--users", type=int, default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--budget-min", type=float, default=None, help="wall-clock budget per model (30)")
+    ap.add_argument("--no-clock", action="store_true",
+                    help="no wall-clock budget: every stage ends by its epochs and patience, so the "
+                         "figures do not depend on the machine's load (times are still printed)")
     ap.add_argument("--models", default="sasrec,msm4sr,no-pretrain",
                     help=f"comma-separated, from: {', '.join(PLANS)}")
     ap.add_argument("--set", action="append", default=[], help="extra key=value for every model")
@@ -167,7 +173,8 @@ def main(argv=None) -> int:
     if args.quick:
         common.setdefault("patience", 3)
     results = {"dataset": args.dataset, "device": args.device, "users": users or "all",
-               "torch_threads": torch.get_num_threads(), "budget_s_per_model": budget,
+               "torch_threads": torch.get_num_threads(),
+               "budget_s_per_model": None if args.no_clock else budget,
                "workspace": info, "features": info["features"], "clip": args.clip,
                "workspace_reused": info["reused"], "common": common, "started": time.strftime("%Y-%m-%d %H:%M"),
                "models": {}}
@@ -182,7 +189,7 @@ def main(argv=None) -> int:
             results["models"][name] = {"skipped": why}
             continue
         log(f"== {name}: {PLANS[name][1]}")
-        r = run_one(ws, name, {**common, **PLANS[name][0]}, budget)
+        r = run_one(ws, name, {**common, **PLANS[name][0]}, None if args.no_clock else budget)
         results["models"][name] = r
         log(json.dumps({k: r[k] for k in ("epochs", "test", "test_masked", "cold", "attention_gap", "wall_s")}))
         out.write_text(json.dumps(results, indent=1))  # after each model: partial results survive

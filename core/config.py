@@ -33,6 +33,7 @@ class Config:
     experts: int = 8                 # MoE adaptor experts per modality
     adaptor_dropout: float = 0.2
     expert_norm: bool = False        # each MoE expert ends in a LayerNorm (the authors' code; measured no gain)
+    text_vectors: int = 0            # text vectors pooled per item: the title sentence first; 0 = all built
     # pre-training
     pretrain: bool = True            # False = fine-tune from scratch (ablation)
     item_drop_max: float = 0.2       # per batch p ~ U(0, item_drop_max)
@@ -133,7 +134,7 @@ LIMITS = {
     "max_len": (1, 4096), "pool_dim": (1, 4096), "experts": (1, 64),
     "dropout": (0, 1), "attn_dropout": (0, 1), "adaptor_dropout": (0, 1), "item_drop_max": (0, 1),
     "mixup_p_max": (0, 1), "cmcl_weight": (0, 1_000_000), "temperature": (0.001, 1000),
-    "nip_positions": (0, 4096), "cmcl_positions": (1, 4096),
+    "nip_positions": (0, 4096), "text_vectors": (0, 4096), "cmcl_positions": (1, 4096),
     "pretrain_epochs": (0, 100_000), "finetune_epochs": (0, 100_000),
     "pretrain_patience": (0, 100_000), "patience": (0, 100_000), "eval_every": (1, 100_000),
     "pretrain_batch": (1, 1 << 16), "finetune_batch": (1, 1 << 16), "eval_batch": (1, 1 << 16),
@@ -162,6 +163,8 @@ DESCRIPTIONS = {
     "experts": "MoE adaptor experts per modality",
     "adaptor_dropout": "dropout inside the MoE adaptors",
     "expert_norm": "each MoE expert ends in a LayerNorm (the authors' code; measured no gain)",
+    "text_vectors": "text vectors pooled per item, the title/brand/category sentence first, then "
+                    "description sentences; 0 = all that were built",
     "pretrain": "pre-train before fine-tuning (false: fine-tune from scratch, an ablation)",
     "item_drop_max": "pre-training drops a share p ~ U(0, this) of each window's items",
     "mixup": "complementary sequence mixup of the text and image sequences (needs both)",

@@ -402,3 +402,21 @@ def test_id_dropout_scores_a_share_of_items_from_content_alone():
     assert some not in (with_ids, content)
     nearly_all, _ = ce(id_dropout=0.9999)
     assert nearly_all == pytest.approx(content, abs=1e-6)  # every ID left out: content only
+
+
+def test_text_vectors_pools_only_the_first_sentences_everywhere():
+    """text_vectors=1 scores an item by its title sentence alone, in training and for new items."""
+    torch.manual_seed(0)
+    n, V, D = 5, 4, 12
+    tx, tm = torch.randn(n + 1, V, D), torch.ones(n + 1, V, dtype=torch.bool)
+    full = build(_tiny(), n, D, None).eval()
+    first = build(_tiny(text_vectors=1), n, D, None).eval()
+    first.load_state_dict(full.state_dict())
+    full.set_features({"text": (tx[:, :1], tm[:, :1])})   # the reference: features of one vector
+    first.set_features({"text": (tx, tm)})                # all four stored, one used
+    idx = torch.arange(n + 1)
+    assert torch.allclose(first.item_vectors(idx)["text"], full.item_vectors(idx)["text"])
+    new = first.encode_features({"text": (tx[1:2], tm[1:2])})["text"]
+    assert torch.allclose(new, full.item_vectors(idx[1:2])["text"])
+    full.set_features({"text": (tx, tm)})                 # with all four, the vectors differ
+    assert not torch.allclose(first.item_vectors(idx)["text"], full.item_vectors(idx)["text"])

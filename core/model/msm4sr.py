@@ -90,6 +90,8 @@ class MSM4SR(nn.Module):
         for m, (x, k) in feats.items():
             if m not in self.mods:
                 continue
+            if m == "text" and self.cfg.text_vectors:   # the first sentences only (title first)
+                x, k = x[:, :self.cfg.text_vectors], k[:, :self.cfg.text_vectors]
             mod = self.mods[m]
             out[m] = mod["adaptor"](mod["pool"](x.float(), k))
             has[m] = k.any(-1, keepdim=True)
@@ -106,7 +108,9 @@ class MSM4SR(nn.Module):
         """Content (+ ID when fine-tuned, seen items only) vectors of item indices [n] -> [n, H].
 
         id_keep [n]: 0 where an item's ID embedding is dropped for this step (id_dropout)."""
-        out = self.encode_features({m: (x[idx], k[idx]) for m, (x, k) in self.feats.items()})
+        n = self.cfg.text_vectors or None   # gather only the vectors that are pooled
+        out = self.encode_features({m: (x[idx, :n], k[idx, :n]) if m == "text" else (x[idx], k[idx])
+                                    for m, (x, k) in self.feats.items()})
         keep = (idx > 0).unsqueeze(-1).to(next(iter(out.values())).dtype)
         if self.use_ids:
             ids = self.id_emb(idx) * self.seen[idx].unsqueeze(-1)
