@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
                                QProgressBar, QPushButton, QRadioButton, QSpinBox, QVBoxLayout,
                                QWidget, QWizard, QWizardPage)
 
+from core.cli_import import COLD_SHARE   # one default for the wizard and `msm4sr import`
 from gui.clip_check import ClipWeightsRow
 from gui.import_formats import FORMAT_FIELDS, FORMAT_INFO, KEYWORD_CHOICES, parse_columns, run_import
 from gui.wording import for_the_app
@@ -156,7 +157,7 @@ class OptionsPage(QWizardPage):
         self.setSubTitle("How to clean the data, and where the new workspace goes.")
         self.kcore = QSpinBox(minimum=0, maximum=1000, value=5)
         self.kcore.setToolTip("Drop users and items with fewer interactions than this, repeatedly (0: keep all)")
-        self.cold = QDoubleSpinBox(minimum=0.0, maximum=0.9, singleStep=0.05, value=0.0, decimals=2)
+        self.cold = QDoubleSpinBox(minimum=0.0, maximum=0.9, singleStep=0.05, value=COLD_SHARE, decimals=2)
         self.cold.setToolTip("Share of items held out of training, to test cold-start recommendation")
         self.skip_bad = QCheckBox("Skip bad lines (and list them) instead of stopping at the first")
         self.features = QCheckBox("Build features after the import (text vectors and image keywords)")

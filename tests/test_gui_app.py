@@ -293,6 +293,12 @@ def test_import_wizard_imports_and_opens(qtbot, window, ml1m, tmp_path):
     with Workspace.open(tmp_path / "new_ws") as ws:
         counts = ws.counts()
     assert counts["items"] > 10 and counts["interactions"] > 1000 and counts["items_with_image"] > 10
+    # the wizard holds out cold-start items by default, as `msm4sr import` does
+    from core.cli_import import COLD_SHARE
+    assert wiz.options_page.cold.value() == COLD_SHARE > 0
+    with Workspace.open(tmp_path / "new_ws") as ws:
+        cold = ws.db.execute("SELECT COUNT(*) FROM items WHERE cold=1").fetchone()[0]
+    assert cold == round(COLD_SHARE * counts["items"])
 
 
 def test_import_wizard_shows_errors_plainly(qtbot, window, tmp_path):
