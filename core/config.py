@@ -236,7 +236,7 @@ PRESETS = {
 # What a saved config without a key meant: the behaviour from before the key existed.
 _BEFORE = {"expert_norm": False, "cmcl_negatives": "cross", "proj_heads": False,
            "pretrain_patience": 0, "optimizer": "adam", "nip_positions": 4, "cmcl_positions": 4,
-           "softmax": "full"}
+           "softmax": "full", "text_vectors": 0}
 
 
 def _convert(key: str, value):

@@ -22,12 +22,13 @@ def test_preset_sits_between_the_defaults_and_the_toml_file(tmp_path):
 def test_a_config_saved_before_a_setting_existed_keeps_its_old_behaviour():
     old = Config().to_dict()
     for k in ("expert_norm", "cmcl_negatives", "proj_heads", "pretrain_patience", "optimizer",
-              "nip_positions", "cmcl_positions"):
+              "nip_positions", "cmcl_positions", "text_vectors"):
         del old[k]
     old["pretrain_positions"] = 3
     cfg = from_dict(old)
     assert (cfg.expert_norm, cfg.cmcl_negatives, cfg.proj_heads, cfg.optimizer) == (False, "cross", False, "adam")
     assert (cfg.nip_positions, cfg.cmcl_positions, cfg.pretrain_patience) == (3, 3, 0)
+    assert cfg.text_vectors == 0                          # every text vector, as pooled then
     assert from_dict(Config().to_dict()) == Config()      # a current config reads back as saved
 
 
