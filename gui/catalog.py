@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QLabel
                                QListView, QVBoxLayout, QWidget)
 
 from gui import catalog_data as cd
+from gui import context_menus
 from gui.catalog_data import NEW_TAG, SORTS, CatalogData  # noqa: F401  (re-exported)
 from gui.catalog_model import (MIME_ITEMS, IdRole, CatalogModel, decode_ids,  # noqa: F401
                                encode_ids)
@@ -24,7 +25,8 @@ load_catalog = cd.load_catalog_at       # the worker's first read (tests count i
 
 
 class CatalogPanel(QWidget):
-    """Search box, category filter, sort, and the grid. Selecting inspects; double-click appends."""
+    """Search box, category filter, sort, and the grid. Selecting inspects; double-click appends;
+    right-click offers add, similar, explain and copy (gui/context_menus.py)."""
 
     appendRequested = Signal(list)     # item ids to append to the sequence
 
@@ -87,6 +89,8 @@ class CatalogPanel(QWidget):
         self.sort.currentIndexChanged.connect(lambda _: self._sort_changed())
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         self.view.doubleClicked.connect(self._double_clicked)
+        self.context_menu = None        # the last right-click menu (tests read it)
+        context_menus.install(self.view, self.menu_at)
         self.thumbs.ready.connect(lambda _p: self.view.viewport().update())
         session.workspaceChanged.connect(self._workspace_changed)
         session.itemsChanged.connect(self.reload)
@@ -247,6 +251,18 @@ class CatalogPanel(QWidget):
     def _double_clicked(self, index) -> None:
         if index.isValid():
             self.appendRequested.emit([self.model.item_id(index.row())])
+
+    def menu_for(self, ids: list[str], focus: str | None = None):
+        """The right-click menu for these items (focus: the one under the cursor)."""
+        return context_menus.catalog_menu(self, list(ids), focus if focus is not None else
+                                          (ids[0] if ids else None))
+
+    def menu_at(self, pos):
+        rows, row = context_menus.rows_at(self.view, pos)
+        if row is None:
+            return None
+        self.context_menu = self.menu_for([self.model.item_id(r) for r in rows], self.model.item_id(row))
+        return self.context_menu
 
     def selected_ids(self) -> list[str]:
         rows = sorted(i.row() for i in self.view.selectionModel().selectedIndexes())

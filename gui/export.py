@@ -199,8 +199,10 @@ def attach_context_menus(window) -> None:
     rec = getattr(window, "recommendations", None)
     if rec is not None and hasattr(rec, "list") and not getattr(rec, "_export_menu", False):
         rec._export_menu = True
-        rec.list.setContextMenuPolicy(Qt.ActionsContextMenu) \
-            if rec.list.contextMenuPolicy() == Qt.DefaultContextMenu else None
+        # the panel's right-click menu (gui/context_menus.py) ends with the list's actions;
+        # a list without a menu of its own shows just these
+        if rec.list.contextMenuPolicy() == Qt.DefaultContextMenu:
+            rec.list.setContextMenuPolicy(Qt.ActionsContextMenu)
         rec.list.addActions(_actions(window, ("Recommendations…", "Sequence…")))
     att = getattr(window, "attention", None)
     if att is not None and hasattr(att, "view"):

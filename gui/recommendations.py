@@ -12,6 +12,7 @@ from PySide6.QtGui import QBrush, QColor, QIcon
 from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QSpinBox, QVBoxLayout, QWidget)
 
+from gui import context_menus
 from gui.model_calls import LatestRequest, call_model
 from gui.thumbnails import ThumbnailCache
 
@@ -59,7 +60,8 @@ class RecommendationsPanel(QWidget):
         self.list.setDragDropMode(QListWidget.DragDropMode.DragOnly)
         self.list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
         self.list.setUniformItemSizes(True)
-        self.list.setToolTip("Click to inspect; drag onto the sequence to append")
+        self.list.setToolTip("Click to inspect, double-click or drag onto the sequence to append; "
+                             "right-click for more")
 
         top = QHBoxLayout()
         top.addWidget(self.k_spin)
@@ -80,6 +82,11 @@ class RecommendationsPanel(QWidget):
         self.k_spin.valueChanged.connect(self.refresh)
         self.hide_seen.toggled.connect(self.refresh)
         self.list.itemClicked.connect(self._clicked)
+        self.list.itemDoubleClicked.connect(
+            lambda row: context_menus.append_to_sequence(self, session, [row.data(ID_ROLE)]))
+        # the export actions gui/export.py adds to self.list.actions() close this menu
+        self.context_menu = None
+        context_menus.install(self.list, self.menu_at)
         self.refresh()
 
     # ---- asking the model ----------------------------------------------
@@ -137,6 +144,17 @@ class RecommendationsPanel(QWidget):
     def _workspace_changed(self) -> None:
         self.thumbs.clear()
         self.refresh()
+
+    def menu_for(self, ids: list[str], focus: str | None = None):
+        """The right-click menu for these recommendations (focus: the one under the cursor)."""
+        return context_menus.recommendation_menu(self, list(ids), focus if focus is not None else
+                                                 (ids[0] if ids else None))
+
+    def menu_at(self, pos):
+        rows, row = context_menus.rows_at(self.list, pos)
+        ids = [self.list.item(r).data(ID_ROLE) for r in rows]
+        self.context_menu = self.menu_for(ids, None if row is None else self.list.item(row).data(ID_ROLE))
+        return self.context_menu
 
     def _clicked(self, row: QListWidgetItem) -> None:
         self.session.select(row.data(ID_ROLE))

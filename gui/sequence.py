@@ -15,6 +15,7 @@ from PySide6.QtGui import QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QInputDialog, QLabel, QListView,
                                QToolButton, QVBoxLayout, QWidget)
 
+from gui import context_menus
 from gui.catalog import MIME_ITEMS, decode_ids, encode_ids
 from gui.new_item import NewItemDialog, plain
 from gui.sequence_items import NewItemActions
@@ -166,6 +167,9 @@ class SequencePanel(NewItemActions, QWidget):
         self.view.selectionModel().currentChanged.connect(
             lambda cur, _prev: session.select(self.model.ids[cur.row()]) if cur.isValid() else None)
 
+        self.context_menu = None        # the last right-click menu (tests read it)
+        context_menus.install(self.view, self.menu_at)
+
         self.hint = QLabel("Drag items here from the catalog, or drop image files to add new items.")
         self.hint.setWordWrap(True)
         self.hint.setStyleSheet("color: #6b7280;")
@@ -302,6 +306,14 @@ class SequencePanel(NewItemActions, QWidget):
 
     def clear(self) -> None:
         self._edit("clear", [])
+
+    def menu_for(self, rows: list[int]):
+        """Right-click: remove, move to start or end, similar, copy id, delete a new item, clear."""
+        return context_menus.sequence_menu(self, list(rows))
+
+    def menu_at(self, pos):
+        self.context_menu = self.menu_for(context_menus.rows_at(self.view, pos)[0])
+        return self.context_menu
 
     def set_ids(self, ids: list[str], text: str = "load") -> None:
         self._edit(text, list(ids))

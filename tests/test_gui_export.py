@@ -125,7 +125,11 @@ def test_training_curves_and_item_map(qtbot, monkeypatch, win, tmp_path):
 
 def test_right_click_menus_carry_the_exports(qtbot, win):
     texts = [a.text() for a in win.recommendations.list.actions()]
-    assert "Export recommendations…" in texts and win.recommendations.list.contextMenuPolicy() == Qt.ActionsContextMenu
+    assert "Export recommendations…" in texts
+    # the list's own right-click menu (gui/context_menus.py) ends with them
+    menu = win.recommendations.menu_for([win.recommendations.results[0][0]])
+    assert [a.text() for a in menu.actions()][-2:] == ["Export recommendations…", "Export sequence…"]
+    assert win.recommendations.list.contextMenuPolicy() == Qt.CustomContextMenu
     for view, text in ((win.attention.view, "Export attention maps…"), (win.map.plot, "Export item map…"),
                        (win.training.plots.loss_plot, "Export training curves…")):
         assert text in [a.text() for a in view.scene().contextMenu]
