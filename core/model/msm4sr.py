@@ -71,9 +71,11 @@ class MSM4SR(nn.Module):
 
     # ---- items ----------------------------------------------------------
     def set_features(self, feats: dict) -> None:
-        """feats: modality -> (vectors float [N+1, V, D], mask bool [N+1, V]); row 0 is padding."""
+        """feats: modality -> (vectors [N+1, V, D], mask bool [N+1, V]); row 0 is padding.
+
+        vectors: a tensor or a core.data.FeatureRows over the mapped feature file, kept as
+        stored (float16, not copied on the CPU): a step converts only the rows it gathers."""
         dev = self.seen.device
-        # kept as stored (float16): a step converts only the rows it gathers
         self.feats = {m: (x.to(dev), k.to(dev)) for m, (x, k) in feats.items() if m in self.mods}
         missing = set(self.mods) - set(self.feats)
         if missing:
@@ -81,7 +83,9 @@ class MSM4SR(nn.Module):
 
     def _apply(self, fn, *args, **kw):  # keep the feature tensors on the model's device
         out = super()._apply(fn, *args, **kw)
-        self.feats = {m: (fn(x), fn(k)) for m, (x, k) in self.feats.items()}
+        dev = self.seen.device   # a row map only moves (its rows stay float16 as stored)
+        self.feats = {m: (x.to(dev) if not isinstance(x, torch.Tensor) else fn(x), fn(k))
+                      for m, (x, k) in self.feats.items()}
         return out
 
     def encode_features(self, feats: dict) -> dict[str, torch.Tensor]:
