@@ -1,8 +1,9 @@
 """The item map dock: every item the loaded model can rank, placed by core.explore.map
 (UMAP or PCA of the model's item vectors, cached per model on disk and here per model).
 
-One pxMode ScatterPlotItem per colour (a handful of layers, each with one brush), so a
-redraw hands pyqtgraph numpy arrays, never one Python object per point. Hovering shows
+All points are one MapPoints item (gui/map_points.py): numpy arrays and a disc per colour,
+never one Python object per point, so a redraw of 100k items is numpy and one Qt call
+(and pointer hits are numpy too, never pyqtgraph's per-point spots). Hovering shows
 the item in the inspector; a click selects one (Shift+click adds), the Lasso button lets a
 drag draw a free-hand selection; "Add to sequence" appends the selection. The sequence is
 drawn as a path and the current recommendations as rings. Zoomed in to a few dozen items,
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (QComboBox, QGraphicsItem, QGraphicsPixmapItem, QH
                                QPushButton, QVBoxLayout, QWidget)
 
 from gui.map_data import COLOUR_BY, MapData, buckets, compute_map, in_polygon, nearest
+from gui.map_points import MapPoints
 from gui.thumbnails import ThumbnailCache
 from gui.workers import run_for
 
@@ -62,7 +64,7 @@ class ItemMapPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.data: MapData | None = None
-        self.layers: list[pg.ScatterPlotItem] = []
+        self.points = MapPoints()
         self.legend: list[tuple[str, tuple, int]] = []
         self.selected: list[str] = []
         self.top: list[str] = []
@@ -109,7 +111,7 @@ class ItemMapPanel(QWidget):
         self.marks = pg.ScatterPlotItem(pxMode=True, size=11, brush=pg.mkBrush(0, 0, 0, 0),
                                         pen=pg.mkPen("#2563eb", width=2.5), symbol="s")
         self.marks.setZValue(22)
-        for it in (self.path, self.rings, self.marks):
+        for it in (self.points, self.path, self.rings, self.marks):
             self.plot.addItem(it)
 
         # two short rows, so the dock fits under the catalog of a 1024 px window
@@ -209,27 +211,21 @@ class ItemMapPanel(QWidget):
 
     # ---- drawing ----------------------------------------------------------------
     def _clear_layers(self) -> None:
-        for layer in self.layers:
-            self.plot.removeItem(layer)
-        self.layers = []
+        self.points.clear()
+        self.legend = []
         self._clear_thumbs()
 
     def draw(self) -> None:
-        """The points, one layer per colour, then the path, rings and selection on top."""
+        """The points, a colour per bucket, then the path, rings and selection on top."""
         d = self.data
         self._clear_layers()
         if d is None:
             return
         n = len(d)
         size = 7 if n <= 2000 else 5 if n <= 20000 else 3
-        self.legend = []
-        for label, rgb, rows in buckets(d, self.colour.currentText()):
-            layer = pg.ScatterPlotItem(pos=d.xy[rows], pxMode=True, size=size, pen=None,
-                                       brush=pg.mkBrush(*rgb, 220), useCache=True)
-            layer.rows = rows
-            self.plot.addItem(layer)
-            self.layers.append(layer)
-            self.legend.append((label, rgb, len(rows)))
+        groups = buckets(d, self.colour.currentText())
+        self.points.set_groups(d.xy, [(rgb, rows) for _, rgb, rows in groups], size)
+        self.legend = [(label, rgb, len(rows)) for label, rgb, rows in groups]
         self.key.setText("  ".join(
             f"<span style='color: rgb{rgb}; font-size: 14px'>●</span> {label} ({count:,})"
             for label, rgb, count in self.legend[::-1][:12]))
@@ -241,7 +237,7 @@ class ItemMapPanel(QWidget):
         self.mapShown.emit()
 
     def points_drawn(self) -> int:
-        return sum(len(layer.data) for layer in self.layers)
+        return len(self.points)
 
     def _xy_of(self, ids) -> np.ndarray:
         d = self.data

@@ -1,10 +1,12 @@
 """The item map dock on a real tiny trained model: every item drawn where core.explore.map
 puts it, colours that are the workspace's flags, hover and click reach the inspector's
 selection, a lasso selection goes into the sequence, the sequence path and the
-recommendation rings, thumbnails when zoomed in, and 100k points without per-point objects."""
+recommendation rings, thumbnails when zoomed in, 100k points as arrays (drawn, hovered and
+clicked without per-point objects), and the columns read as core's map_rows gives them."""
 from __future__ import annotations
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
@@ -52,9 +54,8 @@ def test_every_item_is_drawn_where_the_core_map_puts_it(qtbot, panel, session, r
     m = item_map(session.ws, rec, method="pca")
     assert m.cached                                  # the panel's worker wrote the cache
     want = dict(zip(m.ids, m.xy.tolist()))
-    for layer in panel.layers:
-        for row, (x, y) in zip(layer.rows, zip(layer.data["x"], layer.data["y"])):
-            assert (x, y) == pytest.approx(want[panel.data.ids[row]], abs=1e-5)
+    for row, (x, y) in zip(panel.points.rows, panel.points.xy.tolist()):
+        assert (x, y) == pytest.approx(want[panel.data.ids[row]], abs=1e-5)
     assert "PCA" in panel.status.text()
 
 
@@ -64,17 +65,64 @@ def test_colours_follow_the_workspace(qtbot, panel, session):
     for colour in ("category", "popularity", "cold", "new"):
         panel.colour.setCurrentText(colour)
         assert panel.points_drawn() == len(panel.data)
-        rows = np.concatenate([layer.rows for layer in panel.layers])
-        assert sorted(rows.tolist()) == list(range(len(panel.data)))     # each point once
+        assert sorted(panel.points.rows.tolist()) == list(range(len(panel.data)))     # each point once
     panel.colour.setCurrentText("category")
-    for layer, (label, rgb, count) in zip(panel.layers, panel.legend):
-        got = {session.ws.item(panel.data.ids[r]).categories.split("|")[0] for r in layer.rows}
-        assert len(layer.rows) == count
+    assert [rgb for rgb, _ in panel.points.groups] == [rgb for _, rgb, _ in panel.legend]
+    for (rgb, rows), (label, _, count) in zip(panel.points.groups, panel.legend):
+        got = {session.ws.item(panel.data.ids[r]).categories.split("|")[0] for r in rows}
+        assert len(rows) == count
         if rgb != OTHER:
             assert got == {label}
     panel.colour.setCurrentText("popularity")
-    means = [np.mean([pop.get(panel.data.ids[r], 0) for r in layer.rows]) for layer in panel.layers]
+    means = [np.mean([pop.get(panel.data.ids[r], 0) for r in rows]) for _, rows in panel.points.groups]
     assert means == sorted(means)                    # the ramp goes from few to many interactions
+
+
+def _pixels(panel) -> np.ndarray:
+    """[N, 2] viewport pixel of every map row."""
+    def at(x, y):
+        q = panel.plot.viewportTransform().map(panel.view.mapViewToScene(QPointF(x, y)))
+        return np.array([q.x(), q.y()])
+    o = at(0, 0)
+    ex, ey = at(1, 0) - o, at(0, 1) - o          # the view is affine: three points fix it
+    return o + panel.data.xy[:, :1] * ex + panel.data.xy[:, 1:] * ey
+
+
+def _drawn_rgb(img, xy) -> tuple[int, int, int]:
+    c = img.pixelColor(round(float(xy[0])), round(float(xy[1])))
+    return c.red(), c.green(), c.blue()
+
+
+def _on_white(rgb):
+    """One point of colour rgb drawn over the white background."""
+    from gui.map_points import ALPHA
+    return tuple(round(v * ALPHA / 255 + 255 * (1 - ALPHA / 255)) for v in rgb)
+
+
+def _shade_of(got, rgb) -> bool:
+    """got lies between white and rgb: points of that colour only, stacked or (at a disc's
+    edge, a 3 px point drawn within half a pixel of its place) partly covering the pixel."""
+    ratios = [(255 - g) / (255 - c) for g, c in zip(got, rgb) if 255 - c > 40]
+    return bool(ratios) and min(ratios) > 0.3 and max(ratios) - min(ratios) < 0.15
+
+
+def test_the_points_are_painted_in_their_colours(qtbot, panel):
+    """What is on screen: a point with no other within a point's width shows its group's
+    colour at its pixel, in each colouring."""
+    pix = _pixels(panel)
+    gap = np.hypot(*(pix[:, None, :] - pix[None, :, :]).transpose(2, 0, 1))
+    np.fill_diagonal(gap, np.inf)
+    alone = np.flatnonzero(gap.min(1) > panel.points.size + 2)
+    assert len(alone) >= 5
+    for colour in ("category", "popularity", "cold"):
+        panel.colour.setCurrentText(colour)
+        img = panel.plot.viewport().grab().toImage()
+        group = np.empty(len(panel.data), dtype=np.intp)
+        for k, (_, rows) in enumerate(panel.points.groups):
+            group[rows] = k
+        for r in alone[:20]:
+            rgb = panel.points.groups[group[r]][0]
+            assert _drawn_rgb(img, pix[r]) == pytest.approx(_on_white(rgb), abs=4), (colour, r)
 
 
 def test_hover_inspects_click_selects_lasso_adds_to_the_sequence(qtbot, panel, session):
@@ -161,7 +209,8 @@ def test_a_hundred_thousand_points_are_arrays_not_objects(qtbot, session):
     from gui.map_data import MapData
     n = 100_000
     g = np.random.default_rng(0)
-    d = MapData([f"i{k:06d}" for k in range(n)], g.normal(size=(n, 2)), [f"item {k}" for k in range(n)],
+    xy = g.normal(size=(n, 2)) + np.c_[10.0 * (np.arange(n) % 3), np.zeros(n)]   # a cluster per category
+    d = MapData([f"i{k:06d}" for k in range(n)], xy, [f"item {k}" for k in range(n)],
                 np.array([("Books", "Music", "Toys")[k % 3] for k in range(n)], dtype=object),
                 g.integers(0, 500, n), np.zeros(n, bool), np.zeros(n, bool), method="pca")
     p = ItemMapPanel(session)
@@ -169,9 +218,13 @@ def test_a_hundred_thousand_points_are_arrays_not_objects(qtbot, session):
     p.resize(700, 500)
     p.show()
     p.show_data(d)
-    assert p.points_drawn() == n and len(p.layers) == 3
-    for layer in p.layers:
-        assert layer.opts["pxMode"] and all(b is None for b in layer.data["brush"][:100])   # one brush a layer
+    assert p.points_drawn() == n and len(p.points.groups) == 3
+    assert p.points.xy.dtype == np.float64 and p.points.code.dtype.kind == "i"   # arrays, one colour code a point
+    big = [it for it in p.view.addedItems if isinstance(it, pg.ScatterPlotItem) and len(it.data) > 100]
+    assert not big                                   # no pyqtgraph record (pen, brush, spot) per point
+    img, pix = p.plot.viewport().grab().toImage(), _pixels(p)
+    for rgb, rows in p.points.groups:                # each category's cluster is drawn in its colour
+        assert all(_shade_of(_drawn_rgb(img, pix[r]), rgb) for r in rows[:300])
     p.colour.setCurrentText("popularity")
     assert p.points_drawn() == n
     got = p.item_at(*d.xy[12345])
@@ -193,3 +246,75 @@ def test_the_projection_runs_on_a_copy_of_the_models_vectors(session, rec):
     assert a.ids == b.ids and np.array_equal(a.xy, b.xy) and a.path == b.path
     assert cache_key(snap.manifest["weights_sha256"], "pca", a.ids) == cache_key(
         rec.manifest["weights_sha256"], "pca", b.ids)
+
+
+def _big_map(n: int = 100_000):
+    from gui.map_data import MapData
+    g = np.random.default_rng(3)
+    xy = g.normal(size=(n, 2)) * np.array([3.0, 1.0])
+    return MapData([f"i{k:06d}" for k in range(n)], xy, [f"item {k}" for k in range(n)],
+                   np.array([("Books", "Music", "Toys", "")[k % 4] for k in range(n)], dtype=object),
+                   g.integers(0, 500, n), g.random(n) < 0.05, np.zeros(n, bool), method="pca")
+
+
+def test_hover_and_click_on_a_hundred_thousand_points_find_the_nearest(qtbot, session):
+    """The item under the pointer is the nearest one in screen pixels (the map's x and y
+    scales differ), none when no point is within a few pixels; a real click selects it."""
+    from gui.item_map import HOVER_PX, ItemMapPanel
+    d = _big_map()
+    p = ItemMapPanel(session)
+    qtbot.addWidget(p)
+    p.resize(700, 500)
+    p.show()
+    p.show_data(d)
+    p.view.setRange(xRange=(-2, 2), yRange=(-1, 1), padding=0)     # zoomed in: x and y px differ
+    qtbot.wait(50)
+    rx, ry = p._radius()
+    g = np.random.default_rng(4)
+    for x, y in np.c_[g.uniform(-2, 2, 200), g.uniform(-1, 1, 200)]:
+        dist = np.hypot((d.xy[:, 0] - x) / rx, (d.xy[:, 1] - y) / ry) * HOVER_PX   # in pixels
+        k = int(np.argmin(dist))
+        want = d.ids[k] if dist[k] <= HOVER_PX else None
+        got = p.item_at(x, y)
+        if want is None:
+            assert got is None
+        else:                                        # a tie: either of them
+            assert got is not None and dist[d.row[got]] == pytest.approx(dist[k])
+    k = int(np.argmin(np.hypot(d.xy[:, 0] - 0.5, d.xy[:, 1] - 0.2)))
+    qtbot.mouseClick(p.plot.viewport(), Qt.LeftButton, pos=_to_widget(p, *d.xy[k]))
+    qtbot.waitUntil(lambda: len(p.selected) == 1, timeout=5000)
+    assert p.selected == [p.item_at(*d.xy[k])] and session.selected == p.selected[0]
+    got = np.hypot(*((d.xy[d.row[p.selected[0]]] - d.xy[k]) / (rx, ry)))
+    assert got <= 1.0                                # within the pointer's few pixels
+
+
+def test_the_columns_are_the_ones_core_map_rows_gives(qtbot, panel, session):
+    """The worker reads the columns straight from SQLite; they are map_rows' values (and the
+    image paths Workspace.image_path gives), row for row."""
+    from core.explore.map import map_rows
+    d = panel.data
+    rows = map_rows(session.ws, d)
+    assert [r["item_id"] for r in rows] == d.ids
+    assert d.titles == [r["title"] or r["item_id"] for r in rows]
+    assert d.category.tolist() == [r["category"] or "" for r in rows]
+    assert d.popularity.tolist() == [r["popularity"] for r in rows]
+    assert d.cold.tolist() == [bool(r["cold"]) for r in rows]
+    assert d.new.tolist() == [bool(r["new"]) for r in rows]
+    want = {it.id: str(session.ws.image_path(it)) for it in session.ws.items() if it.image}
+    assert d.images == want and want
+
+
+def test_export_png_draws_the_points(qtbot, panel, tmp_path):
+    """File > Export > Item map paints the points (their own paint, at the export's scale)."""
+    from PySide6.QtGui import QImage
+    from core.explore.draw import OTHER
+    from gui.export import write_map
+    img = QImage(str(write_map(panel, tmp_path / "map.png")))
+    assert not img.isNull()
+    want = [rgb for rgb, _ in panel.points.groups if rgb != OTHER]
+    seen = set()
+    for x in range(0, img.width(), 2):
+        for y in range(0, img.height(), 2):
+            c = img.pixelColor(x, y)
+            seen.update(rgb for rgb in want if _shade_of((c.red(), c.green(), c.blue()), rgb))
+    assert len(seen) >= min(4, len(want))
