@@ -103,6 +103,36 @@ def test_new_items_are_scored_from_their_features(trained, tmp_path):
     ws.close()
 
 
+def test_exclusions_with_new_items_match_one_ranking_of_every_column(trained, tmp_path):
+    """recommend ranks the catalog and the new items apart and leaves excluded columns out by
+    lookup; the result is that of one ranking over every column, excluded ones dropped."""
+    import shutil
+    shutil.copytree(trained["ws"].path, tmp_path / "ws")
+    ws = Workspace.open(tmp_path / "ws")
+    new = [_new_ws_item(ws, f"New {k}", ws.item_ids()[k]).id for k in (2, 40)]
+    rec = Recommender.load(trained["msm4sr"].model_dir, ws)
+    assert rec.new_ids == new
+    seq = ws.item_ids()[10:22]
+    inp, emb, _, _ = rec._input(seq)
+    with torch.no_grad():
+        user = rec.model.user_vectors_from(emb, inp == 0).float()[0]
+    ids = rec.item_ids + rec.new_ids
+    scores = torch.cat([rec.table @ user, rec.new_table @ user]).tolist()
+    for ban in ([], seq, seq + [new[0], "not-an-item"], [rec.item_ids[c] for c in
+                                                          np.argsort(scores[:len(rec.item_ids)])[-5:]]):
+        want = sorted(((i, v) for i, v in zip(ids, scores) if i not in set(ban)), key=lambda p: -p[1])
+        ref = dict(want)
+        for k in (1, 7, len(ids) + 3):
+            got = rec.recommend(seq, k=k, exclude=ban)
+            assert len(got) == min(k, len(want)) and not {i for i, _ in got} & set(ban), (len(ban), k)
+            assert np.allclose([v for _, v in got], [v for _, v in want[:k]], atol=1e-5)
+            assert all(abs(ref[i] - v) < 1e-5 for i, v in got)   # each id with its own score
+            last = want[len(got) - 1][1]   # above the last score (ties there: any order)
+            assert {i for i, v in got if v > last + 1e-5} == {i for i, v in want[:k] if v > last + 1e-5}
+    assert len(rec.recommend(seq, k=10 ** 6, exclude=ids)) == 0
+    ws.close()
+
+
 def test_adhoc_new_item_via_encode_items(trained, tmp_path, monkeypatch):
     """NewItem(title, text) goes through core.features.build.encode_items. The test
     workspace's features come from no real encoder, so this single seam is replaced by
