@@ -30,6 +30,8 @@ def add_explore_docks(window) -> None:
 
 def _connect_map(window) -> None:
     m, rec = window.map, window.recommendations
+    if hasattr(m, "shown_again"):       # the projection waits until the Map tab is picked
+        window.docks["Map"].visibilityChanged.connect(m.shown_again)
     if hasattr(m, "set_recommendations") and hasattr(rec, "resultsShown"):
         rec.resultsShown.connect(m.set_recommendations)
         m.set_recommendations(rec.results)

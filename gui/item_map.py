@@ -7,7 +7,8 @@ never one Python object per point, so a redraw of 100k items is numpy and one Qt
 the item in the inspector; a click selects one (Shift+click adds), the Lasso button lets a
 drag draw a free-hand selection; "Add to sequence" appends the selection. The sequence is
 drawn as a path and the current recommendations as rings. Zoomed in to a few dozen items,
-their thumbnails appear beside the points.
+their thumbnails appear beside the points. Nothing is computed while the panel is hidden (a
+tab behind Attention at launch): the projection starts when it is first shown.
 """
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ class ItemMapPanel(QWidget):
         self.top: list[str] = []
         self.hovered: str | None = None
         self.computing = False
+        self._pending: bool | None = None   # a refresh put off while hidden (its force flag)
         self._cache: dict[tuple, MapData] = {}
         self._token = 0
         self._thumb_items: list[QGraphicsPixmapItem] = []
@@ -167,6 +169,11 @@ class ItemMapPanel(QWidget):
         if key in self._cache and not force:
             self.show_data(self._cache[key])
             return
+        if not self.on_screen():            # e.g. the dock is a tab behind Attention
+            self._pending = force
+            self.show_data(None, "The map is computed when this panel is shown.")
+            return
+        self._pending = None
         token = self._token
         self.computing = True
         self.status.setText("computing the item map… (UMAP can take a while the first time; "
@@ -174,6 +181,26 @@ class ItemMapPanel(QWidget):
         run_for(self, compute_map, rec, self.session.ws_path, self.method.currentText(),
                 on_done=lambda d: self._computed(token, key, d),
                 on_error=lambda exc, tb: self._failed(token, exc))
+
+    def on_screen(self) -> bool:
+        """Shown to the user: visible, and not a dock tab behind another (Qt keeps those
+        visible, moved off screen)."""
+        return self.isVisible() and not self.visibleRegion().isEmpty()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.shown_again()
+
+    def shown_again(self, *_) -> None:
+        """Shown, or its dock's tab picked (QDockWidget.visibilityChanged): the refresh that
+        waited for it, if any."""
+        if self._pending is not None:
+            QTimer.singleShot(0, self, self._run_pending)
+
+    def _run_pending(self) -> None:
+        if self._pending is not None and self.on_screen():
+            force, self._pending = self._pending, None
+            self.refresh(force=force)
 
     def _computed(self, token, key, data: MapData) -> None:
         if token != self._token:

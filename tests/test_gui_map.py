@@ -2,7 +2,8 @@
 puts it, colours that are the workspace's flags, hover and click reach the inspector's
 selection, a lasso selection goes into the sequence, the sequence path and the
 recommendation rings, thumbnails when zoomed in, 100k points as arrays (drawn, hovered and
-clicked without per-point objects), and the columns read as core's map_rows gives them."""
+clicked without per-point objects), the columns read as core's map_rows gives them, and no
+projection started while the panel (a tab behind Attention at launch) is hidden."""
 from __future__ import annotations
 
 import numpy as np
@@ -318,3 +319,55 @@ def test_export_png_draws_the_points(qtbot, panel, tmp_path):
             c = img.pixelColor(x, y)
             seen.update(rgb for rgb in want if _shade_of((c.red(), c.green(), c.blue()), rgb))
     assert len(seen) >= min(4, len(want))
+
+
+def test_a_hidden_panel_computes_nothing_until_shown(qtbot, session, rec, model):
+    """At launch the Map dock is a tab behind Attention: a model loaded then starts no
+    projection; showing the panel starts it."""
+    from gui.item_map import ItemMapPanel
+    p = ItemMapPanel(session)
+    qtbot.addWidget(p)
+    p.method.setCurrentText("pca")
+    session.set_recommender(rec, model[1])
+    qtbot.wait(300)
+    assert not p.isVisible() and not p.computing and p.data is None
+    assert "shown" in p.status.text()
+    with qtbot.waitSignal(p.mapShown, timeout=60000):
+        p.show()
+    assert p.points_drawn() == len(p.data) > 0
+    p.hide()                                         # hidden again: a map it has shows at once
+    session.set_recommender(None)
+    assert p.data is None
+    session.set_recommender(rec, model[1])
+    assert p.data is not None and not p.computing
+
+
+def test_the_map_dock_behind_attention_starts_no_projection_at_launch(qtbot, tmp_path, model):
+    from PySide6.QtCore import QSettings
+    from gui.app import MainWindow
+    from gui.settings import Settings
+    from gui.state import Session
+    from gui.workers import wait_all
+    w = MainWindow(Session(), Settings(QSettings(str(tmp_path / "studio.ini"), QSettings.IniFormat)))
+    qtbot.addWidget(w)
+    w.resize(1400, 900)
+    w.show()
+    try:
+        qtbot.waitUntil(lambda: w.panels_ready, timeout=60000)
+        w.map.method.setCurrentText("pca")
+        with qtbot.waitSignal(w.modelLoaded, timeout=60000):
+            assert w.open_workspace(model[0])
+            w.load_model(model[1])
+        qtbot.wait(300)
+        assert not w.attention.visibleRegion().isEmpty()            # Attention is the tab in front
+        assert not w.map.on_screen() and w.map.isVisible()        # a tab behind Attention
+        assert not w.map.computing and w.map.data is None
+        with qtbot.waitSignal(w.map.mapShown, timeout=60000):
+            w.docks["Map"].raise_()                  # the user picks the Map tab
+        assert w.map.points_drawn() == len(w.map.data) > 0
+    finally:
+        w.close()
+        wait_all()
+        QApplication.processEvents()
+        if w.session.ws is not None:
+            w.session.ws.close()
