@@ -33,6 +33,7 @@ class MapData:
     model: str = ""
     cached: bool = False
     row: dict[str, int] = field(default_factory=dict)    # item id -> its row
+    _codes: tuple | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if len(self.row) != len(self.ids):
@@ -40,6 +41,17 @@ class MapData:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def category_codes(self) -> tuple[list[str], np.ndarray]:
+        """(the categories, most items first; each row's index into them, -1 for none), made
+        once: compute_map makes them on the worker (comparing strings over 100k rows takes
+        tens of ms, then each colouring by category is integer masks)."""
+        if self._codes is None:
+            cats = self.category.tolist()
+            names = [c for c, _ in Counter(cats).most_common() if c]
+            at = {c: k for k, c in enumerate(names)}
+            self._codes = names, np.fromiter((at.get(c, -1) for c in cats), dtype=np.int64, count=len(cats))
+        return self._codes
 
 
 def snapshot(rec) -> SimpleNamespace:
@@ -61,8 +73,9 @@ def compute_map(rec, ws_path, method: str = "auto") -> MapData:
     with model_lock(rec):       # only while copying the vectors: UMAP may take a minute
         snap = snapshot(rec)
     with Workspace.open(ws_path) as ws:
-        m = item_map(ws, snap, method=method)
-        return read_columns(ws, m)
+        d = read_columns(ws, item_map(ws, snap, method=method))
+    d.category_codes()
+    return d
 
 
 def read_columns(ws, m) -> MapData:
@@ -106,10 +119,9 @@ def buckets(d: MapData, colour: str) -> list[tuple[str, tuple[int, int, int], np
         raise ValueError(f"colour by {colour!r}: choose one of {', '.join(COLOUR_BY)}")
     n = len(d)
     if colour == "category":
-        top = [c for c, _ in Counter(d.category.tolist()).most_common() if c][:len(PALETTE)]
-        code = np.full(n, -1)
-        for k, c in enumerate(top):
-            code[d.category == c] = k
+        names, code = d.category_codes()
+        top = names[:len(PALETTE)]
+        code = np.where(code < len(top), code, -1)
         out = [("other" if top else "no category", OTHER, np.flatnonzero(code < 0))]
         out += [(c, PALETTE[k], np.flatnonzero(code == k)) for k, c in enumerate(top)]
         return [b for b in out if len(b[2])]
