@@ -391,7 +391,7 @@ class ItemMapPanel(QWidget):
         if d is None or not d.images or len(rows) > THUMBS_MAX:
             return
         for k in rows:
-            path = d.images.get(d.ids[k])
+            path = d.image_path(d.ids[k])
             if path is None:
                 continue
             it = QGraphicsPixmapItem(self.thumbs.get(path))

@@ -293,6 +293,8 @@ def test_the_columns_are_the_ones_core_map_rows_gives(qtbot, panel, session):
     """The worker reads the columns straight from SQLite; they are map_rows' values (and the
     image paths Workspace.image_path gives), row for row."""
     from core.explore.map import map_rows
+    from core.workspace import Item
+    from gui.map_data import MapData
     d = panel.data
     rows = map_rows(session.ws, d)
     assert [r["item_id"] for r in rows] == d.ids
@@ -302,7 +304,14 @@ def test_the_columns_are_the_ones_core_map_rows_gives(qtbot, panel, session):
     assert d.cold.tolist() == [bool(r["cold"]) for r in rows]
     assert d.new.tolist() == [bool(r["new"]) for r in rows]
     want = {it.id: str(session.ws.image_path(it)) for it in session.ws.items() if it.image}
-    assert d.images == want and want
+    assert {i: d.image_path(i) for i in d.ids if d.image_path(i)} == want and want
+    rel = MapData(["a", "b", "c"], np.zeros((3, 2)), ["", "", ""], np.array(["", "", ""], dtype=object),
+                  np.zeros(3, int), np.zeros(3, bool), np.zeros(3, bool),
+                  images={"a": "images/a.jpg", "b": "/elsewhere/b.jpg"}, root=str(session.ws.path))
+    # a stored relative path is in the workspace, as Workspace.image_path has it
+    for i in ("a", "b"):
+        assert rel.image_path(i) == str(session.ws.image_path(Item(id=i, image=rel.images[i])))
+    assert rel.image_path("c") is None
 
 
 def test_export_png_draws_the_points(qtbot, panel, tmp_path):
