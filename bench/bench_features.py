@@ -4,9 +4,10 @@
     .venv/bin/python bench/bench_features.py --compare 500
 
 --compare N: text encoding only, on the first N items of ml-1m-posters and of
-amazon-scientific, side by side: the old path (every sentence encoded, 64 items a call) and
-today's (core.features.text.TextEncoder.encode: each distinct sentence once), with items/s,
-their ratio and the lowest cosine between the two paths' vectors.
+amazon-scientific, side by side in one process: the old path (every sentence encoded in
+fp32, 64 items a call), TextEncoder in fp32 (each distinct sentence once) and TextEncoder
+with its default precision ("auto": bf16 autocast on a CPU with native bf16), with items/s,
+the ratios and the lowest cosine of each to the old path's vectors.
 
 Steps: import (core.importers, or the items parsed directly when it is missing), text
 features for every item (target <= 60 s on a 2-core CPU), then image keywords with a
@@ -87,25 +88,28 @@ def compare_items(name: str, limit: int) -> list:
 
 def compare(limit: int) -> int:
     import torch
-    from core.features.text import TextEncoder, item_sentences
-    enc = TextEncoder()
+    from core.features.text import TextEncoder, item_sentences, native_bf16
+    fp32, auto = TextEncoder(precision="fp32"), TextEncoder()
     print(f"cpu threads {torch.get_num_threads()} (load average {os.getloadavg()[0]:.1f}); "
-          f"{limit} items a data set, 64 items a call")
+          f"native bf16 {native_bf16()}, auto = {auto.precision}; {limit} items a data set, "
+          f"64 items a call")
     for name in ("ml-1m-posters", "amazon-scientific"):
         sents = [item_sentences(it) for it in compare_items(name, limit)]
         calls = [[x for ss in sents[s:s + 64] for x in ss] for s in range(0, len(sents), 64)]
         flat = sum(calls, [])
-        t0 = time.perf_counter()
-        old = torch.cat([enc.st.encode(c, batch_size=64, convert_to_tensor=True,
-                                       show_progress_bar=False).float().cpu() for c in calls])
-        t_old = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        new = torch.cat([enc.encode(c) for c in calls])
-        t_new = time.perf_counter() - t0
-        cos = torch.nn.functional.cosine_similarity(old, new).min().item()
-        print(f"{name:18} {len(sents)} items, {len(flat)} sentences ({len(set(flat))} distinct): "
-              f"old {len(sents) / t_old:6.1f} items/s, new {len(sents) / t_new:6.1f} items/s, "
-              f"ratio {t_old / t_new:.2f}; min cosine {cos:.6f}")
+        paths = {"old": lambda c: fp32.st.encode(c, batch_size=64, convert_to_tensor=True,
+                                                 show_progress_bar=False).float().cpu(),
+                 "fp32": fp32.encode, auto.precision if auto.precision != "fp32" else "auto": auto.encode}
+        seconds, vectors = {}, {}
+        for path, encode in paths.items():
+            t0 = time.perf_counter()
+            vectors[path] = torch.cat([encode(c) for c in calls])
+            seconds[path] = time.perf_counter() - t0
+        print(f"{name:18} {len(sents)} items, {len(flat)} sentences ({len(set(flat))} distinct)")
+        for path in paths:
+            cos = torch.nn.functional.cosine_similarity(vectors["old"], vectors[path]).min().item()
+            print(f"  {path:5} {len(sents) / seconds[path]:7.1f} items/s  x{seconds['old'] / seconds[path]:.2f} "
+                  f"of old  x{seconds['fp32'] / seconds[path]:.2f} of fp32  min cosine to old {cos:.6f}")
     return 0
 
 

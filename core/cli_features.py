@@ -34,7 +34,7 @@ def _options(args) -> dict:
     return dict(text_model=args.text_model, clip_model=args.clip_model,
                 clip_pretrained=args.clip_pretrained, clip_weights=args.clip_weights,
                 keywords_from=args.keywords_from, top_m=args.top_m, batch_size=args.batch_size,
-                device=args.device, vocabulary=args.vocabulary)
+                device=args.device, vocabulary=args.vocabulary, text_precision=args.text_precision)
 
 
 def _features_distributed(args) -> int:
@@ -108,6 +108,9 @@ def add_commands(sub) -> None:
     p.add_argument("--top-m", type=int, default=15, help="keywords per image (default 15)")
     p.add_argument("--batch-size", type=int, default=64, help="items per batch (default 64)")
     p.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None)
+    p.add_argument("--text-precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="Sentence-BERT arithmetic on the CPU (default auto: bf16 where the CPU "
+                        "has native bf16, about 2x faster at cosine >= 0.9999 to fp32)")
     p.add_argument("--report", action="store_true", help="list items without a usable image")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_features)

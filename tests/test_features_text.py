@@ -64,3 +64,42 @@ def test_unknown_text_model_is_a_plain_error(tmp_path):
     from core.features.text import TextEncoder
     with pytest.raises(StudioError, match="cannot load the text model"):
         TextEncoder(str(tmp_path / "no-such-model"))
+
+
+SENTENCES = ["Toy Story (1995)", "Heat (1995)",
+             "Borosilicate glass beakers, 250 ml, graduated, autoclavable up to 140 C.",
+             "A digital caliper with a stainless steel body reads to 0.01 mm and holds its zero.",
+             "Nitrile gloves"]
+
+
+def test_bf16_vectors_match_fp32(encoder):
+    from core.features.text import TextEncoder
+    fp32 = TextEncoder(precision="fp32").encode(SENTENCES)
+    bf16 = TextEncoder(precision="bf16").encode(SENTENCES)
+    cos = (fp32 * bf16).sum(-1) / (fp32.norm(dim=-1) * bf16.norm(dim=-1))
+    assert float(cos.min()) >= 0.999          # bench_features measures the whole catalogs
+    assert not bool((fp32 == bf16).all())      # bf16 really ran: the vectors differ a little
+
+
+def test_auto_precision_follows_the_cpu_and_bad_names_are_refused(encoder):
+    from core.features.text import TextEncoder, native_bf16
+    assert encoder.precision == ("bf16" if native_bf16() else "fp32")
+    with pytest.raises(StudioError, match="text precision must be one of auto, fp32, bf16, got 'fp16'"):
+        TextEncoder(precision="fp16")
+
+
+def test_features_command_records_the_precision_it_used(tmp_path, capsys):
+    from core.cli import main
+    from core.features import store
+    from core.workspace import Workspace
+    ws = Workspace.create(tmp_path / "ws")
+    with ws.transaction() as db:
+        ws.upsert_items([Item(id=str(k), title=t) for k, t in enumerate(SENTENCES)], db)
+    ws.close()
+    assert main(["features", str(tmp_path / "ws"), "--keywords-from", "none",
+                 "--text-precision", "fp32"]) == 0
+    fs = store.load(tmp_path / "ws" / "features", "text")
+    assert fs.meta["precision"] == "fp32"
+    with pytest.raises(SystemExit):   # argparse names the allowed values
+        main(["features", str(tmp_path / "ws"), "--text-precision", "int4"])
+    assert "invalid choice: 'int4'" in capsys.readouterr().err

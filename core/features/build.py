@@ -50,8 +50,9 @@ class FeatureReport:
 
 # ---- models, loaded once per process -----------------------------------------
 @functools.lru_cache(maxsize=4)
-def text_encoder(model: str | None = None, device: str | None = None) -> TextEncoder:
-    return TextEncoder(model, device=device)
+def text_encoder(model: str | None = None, device: str | None = None,
+                 precision: str = "auto") -> TextEncoder:
+    return TextEncoder(model, device=device, precision=precision)
 
 
 @functools.lru_cache(maxsize=2)
@@ -225,7 +226,8 @@ def _text_rows(items, enc: TextEncoder, pool: _Pool | None, batch_size: int, pro
 
 
 def _text_meta(enc: TextEncoder) -> dict:
-    return {"model": enc.identity, "dim": str(enc.dim), "max_vectors": str(MAX_VECTORS)}
+    return {"model": enc.identity, "dim": str(enc.dim), "max_vectors": str(MAX_VECTORS),
+            "precision": enc.precision}
 
 
 # ---- image keywords -----------------------------------------------------------------
@@ -386,18 +388,19 @@ def build_features(ws, text_model: str | None = None, clip_model: str = DEFAULT_
                    clip_pretrained: str | None = DEFAULT_TAG, clip_weights=None,
                    keywords_from: str = "clip", top_m: int = 15, batch_size: int = 64,
                    progress=silent, device: str | None = None, vocabulary=None,
-                   encoder: TextEncoder | None = None) -> FeatureReport:
+                   encoder: TextEncoder | None = None, text_precision: str = "auto") -> FeatureReport:
     """Write features/text.safetensors and, where keywords can be had, image.safetensors.
 
     vocabulary: the base keyword list (a list of words or a file, one word a line); None
     means assets/vocabulary.txt. The catalog's own frequent words are always added.
-    encoder: a text encoder already loaded (for text_model on device), so it is not loaded twice."""
+    encoder: a text encoder already loaded (for text_model on device), so it is not loaded twice.
+    text_precision: TextEncoder's precision ("auto": bf16 on CPUs with native bf16)."""
     _check_options(keywords_from, top_m, batch_size)
     report = FeatureReport(keywords_from=keywords_from)
     items = _items(ws)
 
     t0 = time.perf_counter()
-    enc = encoder or text_encoder(text_model, device)
+    enc = encoder or text_encoder(text_model, device, text_precision)
     enc.batch_size = batch_size
     report.seconds["load_text_model"] = time.perf_counter() - t0
 
@@ -494,7 +497,7 @@ def build_features_distributed(ws, text_model: str | None = None, batch_size: in
     items = _items(ws)
 
     def load():
-        enc = text_encoder(text_model, device)
+        enc = text_encoder(text_model, device, options.get("text_precision", "auto"))
         enc.batch_size = batch_size
         return enc, _Pool(ws, "text", MAX_VECTORS, enc.dim)
     # every rank has read partial/ before any rank writes there: all see the same batches

@@ -6,6 +6,8 @@ so its vectors are unit length; other models' vectors are kept as they come.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
 from pathlib import Path
 
@@ -22,6 +24,21 @@ def default_model_path() -> Path:
     return Path(get_model_path())
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """A CPU with bf16 instructions (AVX512-BF16 or AMX). There bf16 autocast about halves
+    encoding time, with vectors at cosine >= 0.9999 to fp32 (bench/bench_features.py
+    --compare); on other CPUs bf16 is emulated and slower, so "auto" keeps fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:   # not Linux: no cheap way to tell, so no bf16
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
 def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text or "") if s and s.strip()]
 
@@ -34,10 +51,16 @@ def item_sentences(item, max_vectors: int = MAX_VECTORS) -> list[str]:
 
 
 class TextEncoder:
-    """A Sentence-BERT model: `model` is None (the shipped MiniLM), a name or a local path."""
+    """A Sentence-BERT model: `model` is None (the shipped MiniLM), a name or a local path.
 
-    def __init__(self, model: str | None = None, device: str | None = None, batch_size: int = 64):
+    precision: "fp32", "bf16" (CPU autocast), or "auto": bf16 on a CPU with native bf16,
+    fp32 on every other CPU and on GPUs."""
+
+    def __init__(self, model: str | None = None, device: str | None = None, batch_size: int = 64,
+                 precision: str = "auto"):
         from sentence_transformers import SentenceTransformer
+        if precision not in PRECISIONS:
+            raise StudioError(f"text precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.model_ref = model or ""
         self.batch_size = batch_size
         where = str(default_model_path()) if not model else str(model)
@@ -55,6 +78,12 @@ class TextEncoder:
         else:
             name = str(model)
         self._identity = f"{name}:{self.dim}"
+        on_cpu = self.st.device.type == "cpu"
+        if precision == "auto":
+            precision = "bf16" if on_cpu and native_bf16() else "fp32"
+        if precision == "bf16" and not on_cpu:
+            raise StudioError("text precision bf16 is a CPU setting; on a GPU use fp32 or auto")
+        self.precision = precision
 
     @property
     def identity(self) -> str:
@@ -69,8 +98,10 @@ class TextEncoder:
         if not sentences:
             return torch.zeros(0, self.dim)
         unique = list(dict.fromkeys(sentences))
-        out = self.st.encode(unique, batch_size=self.batch_size, convert_to_tensor=True,
-                             show_progress_bar=False).float().cpu()
+        bf16 = self.precision == "bf16"
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            out = self.st.encode(unique, batch_size=self.batch_size, convert_to_tensor=True,
+                                 show_progress_bar=False).float().cpu()
         if len(unique) == len(sentences):
             return out
         row = {s: k for k, s in enumerate(unique)}
