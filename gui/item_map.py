@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QComboBox, QGraphicsItem, QGraphicsPixmapItem, QH
 
 from gui.map_data import COLOUR_BY, MapData, buckets, compute_map, in_polygon, nearest
 from gui.map_points import MapPoints
+from gui.map_view import LassoViewBox
 from gui.thumbnails import ThumbnailCache
 from gui.workers import run_for
 
@@ -27,39 +28,12 @@ HOVER_PX = 6            # how near (pixels) the pointer must be to a point
 THUMBS_MAX = 40         # thumbnails appear when at most this many items are in view
 THUMB = QSize(36, 54)
 CACHE_MODELS = 4        # maps kept in memory (one per model, newest used)
-
-
-class _LassoViewBox(pg.ViewBox):
-    """A ViewBox whose left-drag draws a lasso instead of panning while `lasso` is on."""
-    lassoDone = Signal(object)           # [(x, y), ...] in data coordinates
-
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.lasso = False
-        self._trace: list[tuple[float, float]] = []
-        self.curve = pg.PlotCurveItem(pen=pg.mkPen("#111827", width=1.5, style=Qt.DashLine))
-        self.curve.setZValue(50)
-        self.addItem(self.curve, ignoreBounds=True)
-
-    def mouseDragEvent(self, ev, axis=None):
-        if not self.lasso or ev.button() != Qt.MouseButton.LeftButton:
-            return super().mouseDragEvent(ev, axis)
-        ev.accept()
-        p = self.mapSceneToView(ev.scenePos())
-        if ev.isStart():
-            self._trace = []
-        self._trace.append((p.x(), p.y()))
-        xs, ys = zip(*(self._trace + self._trace[:1]))
-        self.curve.setData(np.array(xs), np.array(ys))
-        if ev.isFinish():
-            self.curve.setData([], [])
-            trace, self._trace = self._trace, []
-            self.lassoDone.emit(trace)
+SELECTED = (37, 99, 235)  # the selection's outline squares
 
 
 class ItemMapPanel(QWidget):
     mapShown = Signal()                  # a map (or a new colouring) is on screen
-    selectionChanged = Signal(list)      # item ids selected on the map
+    selectionChanged = Signal(object)    # [item ids] selected on the map (object: no copy into Qt)
 
     def __init__(self, session, parent=None):
         super().__init__(parent)
@@ -68,6 +42,7 @@ class ItemMapPanel(QWidget):
         self.points = MapPoints()
         self.legend: list[tuple[str, tuple, int]] = []
         self.selected: list[str] = []
+        self._selected_rows = np.zeros(0, dtype=np.int64)   # their map rows
         self.top: list[str] = []
         self.hovered: str | None = None
         self.computing = False
@@ -98,7 +73,7 @@ class ItemMapPanel(QWidget):
         self.key = QLabel(wordWrap=True)
         self.key.setTextFormat(Qt.RichText)
 
-        self.view = _LassoViewBox()
+        self.view = LassoViewBox()
         self.plot = pg.PlotWidget(viewBox=self.view)
         self.plot.setBackground("w")
         self.plot.hideAxis("left")
@@ -110,8 +85,7 @@ class ItemMapPanel(QWidget):
         self.rings = pg.ScatterPlotItem(pxMode=True, size=13, brush=None,
                                         pen=pg.mkPen("#dc2626", width=2))
         self.rings.setZValue(21)
-        self.marks = pg.ScatterPlotItem(pxMode=True, size=11, brush=pg.mkBrush(0, 0, 0, 0),
-                                        pen=pg.mkPen("#2563eb", width=2.5), symbol="s")
+        self.marks = MapPoints(symbol="s", outline=2.5, alpha=255, cell=3)   # a lasso can select 50k
         self.marks.setZValue(22)
         for it in (self.points, self.path, self.rings, self.marks):
             self.plot.addItem(it)
@@ -226,6 +200,7 @@ class ItemMapPanel(QWidget):
     def show_data(self, data: MapData | None, message: str = "") -> None:
         self.data = data
         self.selected = [i for i in self.selected if data is not None and i in data.row]
+        self._selected_rows = np.array([data.row[i] for i in self.selected], dtype=np.int64)
         if data is None:
             self.computing = False
             self._clear_layers()
@@ -288,8 +263,10 @@ class ItemMapPanel(QWidget):
     def _draw_marks(self) -> None:
         top = self._xy_of(self.top)
         self.rings.setData(pos=top) if len(top) else self.rings.clear()
-        sel = self._xy_of(self.selected)
-        self.marks.setData(pos=sel) if len(sel) else self.marks.clear()
+        if self.data is None or not self.selected:
+            self.marks.clear()
+        else:
+            self.marks.set_groups(self.data.xy, [(SELECTED, self._selected_rows)], 11)
 
     # ---- pointer ----------------------------------------------------------------------
     def _radius(self) -> tuple[float, float]:
@@ -336,9 +313,14 @@ class ItemMapPanel(QWidget):
         self.view.setMouseEnabled(x=not on, y=not on)
 
     # ---- selection ----------------------------------------------------------------------
-    def set_selection(self, ids: list[str]) -> None:
+    def set_selection(self, ids: list[str], rows: np.ndarray | None = None) -> None:
+        """Select ids (rows: their map rows, when the caller has them: a lasso's are known
+        to be on the map and distinct)."""
         d = self.data
-        self.selected = [i for i in dict.fromkeys(ids) if d is not None and i in d.row]
+        if rows is None:
+            ids = [i for i in dict.fromkeys(ids) if d is not None and i in d.row]
+            rows = np.array([d.row[i] for i in ids], dtype=np.int64) if ids else np.zeros(0, np.int64)
+        self.selected, self._selected_rows = list(ids), rows
         self.add_button.setEnabled(bool(self.selected))
         self.clear_button.setEnabled(bool(self.selected))
         self.add_button.setText(f"Add {len(self.selected)} to sequence" if len(self.selected) > 1
@@ -354,7 +336,7 @@ class ItemMapPanel(QWidget):
             return []
         rows = in_polygon(d.xy, poly)
         rows = rows[np.argsort(-d.popularity[rows], kind="stable")]
-        self.set_selection([d.ids[k] for k in rows])
+        self.set_selection([d.ids[k] for k in rows.tolist()], rows)
         return list(self.selected)
 
     def add_selection(self) -> None:

@@ -13,45 +13,56 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt import internals
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 
 ALPHA = 220                # points are a little see-through, so dense clusters read as dense
 DEDUP_MIN = 20_000         # above this many points in view, draw one point per pixel
 
 
 class _Scratch:
-    """Arrays reused from paint to paint (fresh large arrays cost page faults each time)."""
+    """Arrays reused from paint to paint, by every MapPoints (all paint on the GUI thread, one
+    at a time): fresh large arrays cost page faults each time."""
 
     def __init__(self):
         self.owner = np.zeros(0, dtype=np.int32)
         self.index = np.zeros(0, dtype=np.int32)
+        self.frags = internals.PrimitiveArray(QPainter.PixmapFragment, 10)
 
-    def topmost(self, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
-        """Indices of the last point (the one drawn on top) at each device pixel: the points
-        under it are hidden, and a zoomed-out 100k map has far fewer pixels than points."""
+    def topmost(self, sx: np.ndarray, sy: np.ndarray, cell: float = 1.0) -> np.ndarray:
+        """Indices of the last point (the one drawn on top) in each cell of `cell` device
+        pixels: with cell 1 the points under it are hidden, and a zoomed-out 100k map has far
+        fewer pixels than points."""
         n = len(sx)
-        ix = np.rint(sx).astype(np.int64)
-        iy = np.rint(sy).astype(np.int64)
+        ix = np.rint(sx / cell).astype(np.int64)
+        iy = np.rint(sy / cell).astype(np.int64)
         ix -= ix.min()
         iy -= iy.min()
         key = iy * (int(ix.max()) + 1) + ix
         size = int(key.max()) + 1
-        if len(self.owner) < size:
-            self.owner = np.zeros(size, dtype=np.int32)
+        if len(self.owner) < size:          # with room: a pan's next frame is a little larger
+            self.owner = np.zeros(size + size // 2, dtype=np.int32)
         if len(self.index) < n:
-            self.index = np.arange(n, dtype=np.int32)
+            self.index = np.arange(n + n // 2, dtype=np.int32)
         owner, index = self.owner[:size], self.index[:n]
         owner.fill(-1)
         np.maximum.at(owner, key, index)          # the highest index: drawn last, on top
         return np.flatnonzero(owner[key] == index)
 
 
-class MapPoints(pg.GraphicsObject):
-    """Points in groups, one colour a group; later groups are drawn on top."""
+_SCRATCH = _Scratch()
 
-    def __init__(self):
+
+class MapPoints(pg.GraphicsObject):
+    """Points in groups, one colour a group; later groups are drawn on top. Filled discs, or
+    with `outline` (a pen width in pixels) the outlines of discs or squares (symbol "s"):
+    the selection marks, which a lasso can make 50k of (11 px squares 3 px apart read as
+    one patch, so those keep one mark per 3 px cell)."""
+
+    def __init__(self, symbol: str = "o", outline: float = 0.0, alpha: int = ALPHA, cell: float = 1.0):
         super().__init__()
+        self.symbol, self.outline, self.alpha = symbol, float(outline), int(alpha)
+        self.cell = cell        # above DEDUP_MIN in view: one symbol per cell of this many pixels
         self.xy = np.zeros((0, 2))               # drawn positions, in draw order
         self.rows = np.zeros(0, dtype=np.int64)  # the map row of each drawn point
         self.code = np.zeros(0, dtype=np.intp)   # its group
@@ -59,8 +70,6 @@ class MapPoints(pg.GraphicsObject):
         self.size = 5.0
         self._colours: list[QColor] = []
         self._atlas: tuple | None = None         # (scale, pixmap, source rects [groups, 4])
-        self._frags = internals.PrimitiveArray(QPainter.PixmapFragment, 10)
-        self._scratch = _Scratch()
         self._lo = np.zeros(2)
         self._hi = np.zeros(2)
 
@@ -71,7 +80,7 @@ class MapPoints(pg.GraphicsObject):
         self.rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
         self.code = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
         self.xy = np.ascontiguousarray(np.asarray(xy, dtype=np.float64)[self.rows])
-        self._colours = [QColor(*rgb, ALPHA) for rgb, _ in self.groups]
+        self._colours = [QColor(*rgb, self.alpha) for rgb, _ in self.groups]
         self.size = float(size)
         self._atlas = None
         if len(self.xy):
@@ -103,7 +112,7 @@ class MapPoints(pg.GraphicsObject):
         return tuple(np.percentile(d, [50 * (1 - frac), 50 * (1 + frac)]))
 
     def pixelPadding(self) -> float:
-        return self.size / 2 + 1
+        return (self.size + self.outline) / 2 + 1
 
     def boundingRect(self) -> QRectF:
         if not len(self.xy):
@@ -121,19 +130,24 @@ class MapPoints(pg.GraphicsObject):
 
     # ---- drawing ------------------------------------------------------------------------
     def _atlas_at(self, scale: float):
-        """One disc per group, `scale` device pixels per logical pixel, side by side."""
+        """One symbol per group, `scale` device pixels per logical pixel, side by side."""
         if self._atlas is not None and self._atlas[0] == scale:
             return self._atlas
-        d = self.size * scale
-        cell = int(math.ceil(d)) + 2
+        d, w = self.size * scale, self.outline * scale
+        cell = int(math.ceil(d + w)) + 2
         img = QImage(max(1, cell * len(self._colours)), cell, QImage.Format_ARGB32_Premultiplied)
         img.fill(Qt.transparent)
         p = QPainter(img)
         p.setRenderHint(QPainter.Antialiasing)
-        p.setPen(Qt.NoPen)
         for k, colour in enumerate(self._colours):
-            p.setBrush(colour)
-            p.drawEllipse(QPointF(k * cell + cell / 2, cell / 2), d / 2, d / 2)
+            if w > 0:
+                p.setPen(QPen(colour, w))
+                p.setBrush(Qt.NoBrush)
+            else:
+                p.setPen(Qt.NoPen)
+                p.setBrush(colour)
+            box = QRectF(k * cell + (cell - d) / 2, (cell - d) / 2, d, d)
+            p.drawRect(box) if self.symbol == "s" else p.drawEllipse(box)
         p.end()
         src = np.array([[k * cell, 0, cell, cell] for k in range(len(self._colours))], dtype=np.float64)
         self._atlas = (scale, QPixmap.fromImage(img), src.reshape(-1, 4))
@@ -165,13 +179,14 @@ class MapPoints(pg.GraphicsObject):
         sx = t.m11() * xy[:, 0] + t.m21() * xy[:, 1] + t.dx()
         sy = t.m12() * xy[:, 0] + t.m22() * xy[:, 1] + t.dy()
         if len(sx) > DEDUP_MIN and not export:
-            top = self._scratch.topmost(sx, sy)
+            top = _SCRATCH.topmost(sx, sy, self.cell)
             sx, sy, code = sx[top], sy[top], code[top]
-        self._frags.resize(len(sx))
-        f = self._frags.ndarray()
+        frags = _SCRATCH.frags
+        frags.resize(len(sx))
+        f = frags.ndarray()
         f[:, 0] = sx
         f[:, 1] = sy
         f[:, 2:6] = src[code]
         f[:, 6:10] = (1 / dpr, 1 / dpr, 0.0, 1.0)
         p.resetTransform()
-        p.drawPixmapFragments(*self._frags.drawargs(), pixmap)
+        p.drawPixmapFragments(*frags.drawargs(), pixmap)

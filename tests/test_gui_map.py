@@ -228,6 +228,10 @@ def test_a_hundred_thousand_points_are_arrays_not_objects(qtbot, session):
         assert all(_shade_of(_drawn_rgb(img, pix[r]), rgb) for r in rows[:300])
     p.colour.setCurrentText("popularity")
     assert p.points_drawn() == n
+    got = p.select_polygon([(-5, -5), (5, -5), (5, 5), (-5, 5)])   # a lasso around the first cluster
+    assert len(got) > n // 4 and sorted(p.marks.rows.tolist()) == sorted(d.row[i] for i in got)
+    big = [it for it in p.view.addedItems if isinstance(it, pg.ScatterPlotItem) and len(it.data) > 100]
+    assert not big                                   # the selection's marks are arrays too
     got = p.item_at(*d.xy[12345])
     assert got is not None and np.hypot(*(d.xy[d.row[got]] - d.xy[12345])) <= np.hypot(*p._radius())
     assert p.item_at(1e3, 1e3) is None               # nothing drawn near there
