@@ -23,6 +23,8 @@ to `ItemMapPanel.show_data` on an offscreen Qt (QT_QPA_PLATFORM=offscreen), with
 - hover: the lookup of the item under the pointer (what a mouse move costs), median and max;
 - click: a real mouse click on a point of the whole map (the first one, and the worst of 5),
   until the selection is drawn;
+- lasso: selecting the left half of the view (as the lasso's drag ends), until drawn, and
+  the worst of five drag moves with that selection drawn;
 - thumbnails: zoomed in to a few dozen items, the time to place their thumbnails.
 
 Python's full (generation 2) garbage collections walk every object the imports made
@@ -260,6 +262,27 @@ def run(n: int, steps: int, freeze: bool = True) -> dict:
         settle()
     gaps = gaps[:steps]
 
+    # a lasso around the left half of the whole map, then a drag with that selection drawn
+    view.autoRange(padding=0.04)
+    settle()
+    (x0, x1), (y0, y1) = view.viewRange()
+    t = time.perf_counter()
+    panel.select_polygon([(x0, y0), ((x0 + x1) / 2, y0), ((x0 + x1) / 2, y1), (x0, y1)])
+    settle()
+    lasso = time.perf_counter() - t
+    selected = len(panel.selected)
+    send(QEvent.MouseButtonPress, centre, Qt.LeftButton, Qt.LeftButton)
+    with_selection = []
+    for j in range(1, 6):
+        time.sleep(0.011)
+        t = time.perf_counter()
+        send(QEvent.MouseMove, centre + QPointF(20 * j, 0), Qt.NoButton, Qt.LeftButton)
+        settle()
+        with_selection.append(time.perf_counter() - t)
+    send(QEvent.MouseButtonRelease, centre + QPointF(100, 0), Qt.LeftButton, Qt.NoButton)
+    settle()
+    panel.set_selection([])
+
     hover = []
     (x0, x1), (y0, y1) = view.viewRange()
     for k in range(30):
@@ -290,7 +313,8 @@ def run(n: int, steps: int, freeze: bool = True) -> dict:
     return {"items": n, "first_draw_s": first, "gap_median_ms": 1000 * statistics.median(gaps),
             "gap_max_ms": 1000 * max(gaps), "hover_median_ms": 1000 * statistics.median(hover),
             "hover_max_ms": 1000 * max(hover), "click_first_ms": 1000 * clicks[0],
-            "click_max_ms": 1000 * max(clicks), "thumbs_ms": 1000 * thumbs, "thumbs_shown": shown,
+            "click_max_ms": 1000 * max(clicks), "lasso_ms": 1000 * lasso, "lasso_items": selected,
+            "selected_gap_max_ms": 1000 * max(with_selection), "thumbs_ms": 1000 * thumbs, "thumbs_shown": shown,
             "gc_max_ms": 1000 * max(pauses), "paints": Paints.count}
 
 
@@ -322,7 +346,9 @@ ROWS = [("open, map cached (s)", "open_s", TARGET_FIRST_S), ("open: longest gap 
         ("first draw (s)", "first_draw_s", TARGET_FIRST_S), ("pan/zoom gap, median (ms)", "gap_median_ms", None),
         ("pan/zoom gap, max (ms)", "gap_max_ms", TARGET_GAP_MS), ("hover lookup, median (ms)", "hover_median_ms", None),
         ("hover lookup, max (ms)", "hover_max_ms", None), ("first click (ms)", "click_first_ms", None),
-        ("click, max of 5 (ms)", "click_max_ms", None), ("thumbnails placed (ms)", "thumbs_ms", None),
+        ("click, max of 5 (ms)", "click_max_ms", None), ("lasso of half the map (ms)", "lasso_ms", None),
+        ("items it selected", "lasso_items", None), ("drag gap with them, max (ms)", "selected_gap_max_ms", None),
+        ("thumbnails placed (ms)", "thumbs_ms", None),
         ("thumbnails shown", "thumbs_shown", None), ("longest GC pause (ms)", "gc_max_ms", None)]
 
 
