@@ -2,7 +2,7 @@
 <= 2 s, no event-loop gap over 50 ms while panning and zooming), timed on the real panel.
 
     .venv/bin/python bench/bench_map.py [--items 100000 10000] [--steps 30] [--repeat 3]
-        [--old REV] [--keep DIR] [--no-freeze] [--json]
+        [--old REV] [--keep DIR] [--freeze] [--json]
 
 A seeded synthetic map (20 clusters, 15 categories of which 12 get a colour, Zipf
 popularity, 5 % cold, a few new items, an image for every item from 8 small PNGs) is handed
@@ -28,10 +28,11 @@ to `ItemMapPanel.show_data` on an offscreen Qt (QT_QPA_PLATFORM=offscreen), with
 - thumbnails: zoomed in to a few dozen items, the time to place their thumbnails.
 
 Python's full (generation 2) garbage collections walk every object the imports made
-(230k here, more with torch), and on this shared machine took 35-290 ms on the GUI thread
-at random moments, old panel or new. So the timed part runs after `gc.freeze()` (what an
-app can do once its imports are done), and the longest collection seen is printed too;
-`--no-freeze` times without it.
+(230k here, more with torch): 35-290 ms of the GUI thread on this shared machine. Making
+many objects at once sets them off; the old panel did (per-point records, 100k fetched
+rows), the new one does not. The longest collection seen while timing is printed;
+`--freeze` times after `gc.freeze()` (what an app can do once its imports are done), to
+compare the drawing alone.
 
 `--old REV` also runs the same script on the panel as it is at git revision REV (its gui/
 and core/ exported to a temporary folder) and prints both side by side. Each run is a fresh
@@ -118,7 +119,7 @@ def prepare_open(root: Path, n: int) -> Path:
     return path
 
 
-def run_open(ws_path: Path, freeze: bool) -> dict:
+def run_open(ws_path: Path, freeze: bool = False) -> dict:
     """From the model set to the map painted, with the projection cached."""
     import gc
     from PySide6.QtCore import QTimer
@@ -163,7 +164,7 @@ def run_open(ws_path: Path, freeze: bool) -> dict:
     return {"open_s": took, "open_gap_ms": 1000 * late, "open_items": n}
 
 
-def run(n: int, steps: int, freeze: bool = True) -> dict:
+def run(n: int, steps: int, freeze: bool = False) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import gc
     import numpy as np
@@ -322,7 +323,7 @@ def run_in(root: Path, args, ws_root: Path) -> list[dict]:
     """One fresh process of this script on the gui/ and core/ under `root`."""
     cmd = [sys.executable, __file__, "--json", "--repeat", "1", "--steps", str(args.steps),
            "--items", *map(str, args.items), "--_root", str(root), "--_ws", str(ws_root)]
-    cmd += ["--no-freeze"] if args.no_freeze else []
+    cmd += ["--freeze"] if args.freeze else []
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=root).stdout
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
@@ -372,7 +373,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure (the median is shown)")
     ap.add_argument("--old", metavar="REV", help="also time the panel of this git revision")
     ap.add_argument("--json", action="store_true", help="one JSON object per size")
-    ap.add_argument("--no-freeze", action="store_true", help="leave the garbage collector as it is")
+    ap.add_argument("--freeze", action="store_true", help="gc.freeze() before timing")
     ap.add_argument("--keep", metavar="DIR", type=Path,
                     help="keep the built workspaces here and reuse them (default: a temporary folder)")
     ap.add_argument("--_root", help=argparse.SUPPRESS)
@@ -382,7 +383,7 @@ def main() -> None:
         ws_root = args._ws or args.keep or Path(tmp)
         if args._root:                      # a child: time this tree's panel
             sys.path.insert(0, args._root)
-            freeze = not args.no_freeze
+            freeze = args.freeze
             new = [dict(run(n, args.steps, freeze), **run_open(ws_root / f"ws-{n}", freeze))
                    for n in args.items]
             old = None
