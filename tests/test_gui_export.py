@@ -38,6 +38,7 @@ def win(qtbot, tmp_path, model):
     with qtbot.waitSignal(w.recommendations.resultsShown, timeout=30000):
         w.sequence.set_ids(seqs[sorted(seqs)[1]][:6])
     qtbot.waitUntil(lambda: bool(w.attention.maps) and not w.attention.busy, timeout=30000)
+    w.docks["Map"].raise_()   # a map behind another tab is not computed until shown
     qtbot.waitUntil(lambda: w.map.data is not None, timeout=60000)
     yield w
     w.close()
