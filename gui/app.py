@@ -7,6 +7,7 @@ though torch takes seconds to import.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -371,6 +372,9 @@ class MainWindow(QMainWindow):
         if k + 1 < len(LAZY_PANELS):
             QTimer.singleShot(0, self, lambda: self._build_lazy_panels(k + 1))
         else:
+            # the imports' objects (torch, pyqtgraph: hundreds of thousands) live as long as the
+            # app: out of the collector's sight, full collections stop freezing the GUI thread
+            gc.freeze()
             self.panels_ready = True
             self.panelsReady.emit()
 
