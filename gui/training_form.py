@@ -24,6 +24,7 @@ MODELS = [
     ("MSM4SR without NIP", "msm4sr", ["nip=false"]),
     ("MSM4SR without pre-training", "msm4sr", ["pretrain=false"]),
     ("MSM4SR with expert LayerNorm", "msm4sr", ["expert_norm=true"]),
+    ("MSM4SR pooling every text sentence", "msm4sr", ["text_vectors=0"]),
     ("MSM4SR text only", "msm4sr", ["modalities=text"]),
     ("MSM4SR image only", "msm4sr", ["modalities=image"]),
 ]

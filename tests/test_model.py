@@ -409,7 +409,7 @@ def test_text_vectors_pools_only_the_first_sentences_everywhere():
     torch.manual_seed(0)
     n, V, D = 5, 4, 12
     tx, tm = torch.randn(n + 1, V, D), torch.ones(n + 1, V, dtype=torch.bool)
-    full = build(_tiny(), n, D, None).eval()
+    full = build(_tiny(text_vectors=0), n, D, None).eval()   # 0: every vector pooled
     first = build(_tiny(text_vectors=1), n, D, None).eval()
     first.load_state_dict(full.state_dict())
     full.set_features({"text": (tx[:, :1], tm[:, :1])})   # the reference: features of one vector
