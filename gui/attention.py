@@ -180,7 +180,8 @@ class AttentionPanel(QWidget):
             plot.setMenuEnabled(False)
             plot.setMouseEnabled(False, False)
             plot.hideButtons()
-            plot.setAspectLocked(True)
+            # not aspect-locked: a locked square map in a wide or tall dock sat in the middle of
+            # an empty axis, far from its labels; cells stretch to the dock's shape instead
             img = pg.ImageItem(mat.astype(np.float32), axisOrder="row-major")
             img.setColorMap(self._cmap)
             img.setLevels((0.0, top))

@@ -118,3 +118,22 @@ def test_no_model_is_a_plain_message(qtbot, setup):
     session.set_recommender(None)
     qtbot.waitUntil(lambda: "No model" in panel.status.text() and not panel.busy, timeout=5000)
     assert panel.maps == [] and panel.plots == []
+
+
+@pytest.mark.parametrize("size", [(1200, 420), (500, 760)])
+def test_one_map_fills_its_plot_in_a_wide_or_tall_dock(qtbot, setup, size):
+    """One layer and head chosen: the map spans its axes, so the row labels sit at its edge
+    (a square-locked map used to float in the middle of an empty axis)."""
+    session, panel = setup
+    panel.resize(*size)
+    qtbot.waitUntil(lambda: "empty" in panel.status.text())
+    with qtbot.waitSignal(panel.mapsShown, timeout=20000):
+        session.set_sequence(_history(session)[:8])
+    for box in (panel.head_box, panel.layer_box):
+        box.setCurrentIndex(box.findData(0))
+        box.activated.emit(box.currentIndex())
+    qtbot.wait(200)
+    assert len(panel.plots) == 1
+    (xr, yr) = panel.plots[0][0].getViewBox().viewRange()
+    assert xr == pytest.approx([0, 8], abs=0.05) and yr == pytest.approx([0, 8], abs=0.05)
+    save_shot(panel, f"attention_one_map_{size[0]}x{size[1]}.png")
