@@ -38,11 +38,12 @@ def _options(args) -> dict:
 
 
 def _features_distributed(args) -> int:
-    """Under torchrun: every rank encodes its share of the text batches, rank 0 merges,
-    reports and prints; the others only log what they encoded (on stderr)."""
+    """Under torchrun: every rank encodes its share of the text batches and scores its share
+    of the images, rank 0 merges, reports and prints; the others only log their share (on
+    stderr)."""
     import sys
     from core import distributed
-    from core.features.build import build_features_distributed
+    from core.features.distributed import build_features_distributed
     from core.progress import TerminalProgress, silent
     from core.workspace import Workspace
     distributed.init(args.device or "auto")
@@ -50,13 +51,14 @@ def _features_distributed(args) -> int:
         bar = TerminalProgress() if distributed.is_main() else silent
         with Workspace.open(args.workspace) as ws:
             try:
-                report, encoded = build_features_distributed(ws, progress=bar, **_options(args))
+                report, mine = build_features_distributed(ws, progress=bar, **_options(args))
             finally:
                 if bar is not silent:
                     bar.close()
             problems = ws.problems("image") if report is not None else []
         print(f"msm4sr features: rank {distributed.rank()} of {distributed.world_size()} "
-              f"encoded {encoded} text items", file=sys.stderr, flush=True)
+              f"encoded {mine.text_computed} text items and scored {mine.image_computed} "
+              f"image items", file=sys.stderr, flush=True)
     finally:
         distributed.cleanup()
     if report is not None:

@@ -130,11 +130,13 @@ def _remove(ws, modality: str) -> None:
 
 
 class _Pool:
-    """hash -> (vectors [V, D], mask [V]) reusable for this modality."""
+    """hash -> (vectors [V, D], mask [V]) reusable for this modality; image partial batches
+    also carry their CLIP keywords (hash -> [[word, score], ...])."""
 
     def __init__(self, ws, modality: str, V: int, D: int):
         from safetensors.torch import load_file
         self.rows: dict = {}
+        self.keywords: dict[str, list] = {}
         self.ws, self.modality = ws, modality
         known = _read_hashes(ws, modality)
         if known:
@@ -149,24 +151,29 @@ class _Pool:
                 t = load_file(str(p))
                 if tuple(t["vectors"].shape[1:]) != (V, D):
                     continue
-                for k, h in enumerate(json.loads(meta["hashes"])):
+                hashes = json.loads(meta["hashes"])
+                for k, h in enumerate(hashes):
                     self.rows[h] = (t["vectors"][k], t["mask"][k].bool())
+                if "keywords" in meta:   # CLIP keywords a rank scored without writing the DB
+                    self.keywords.update(zip(hashes, json.loads(meta["keywords"])))
             except Exception:  # noqa: BLE001 - a torn partial file is simply recomputed
                 continue
 
     def __contains__(self, h: str) -> bool:
         return h in self.rows
 
-    def write_partial(self, hashes: list[str], vectors, mask) -> None:
+    def write_partial(self, hashes: list[str], vectors, mask, keywords=None) -> None:
         from safetensors.torch import save_file
         import torch
         d = _partial_dir(self.ws)
         d.mkdir(parents=True, exist_ok=True)
         path = d / f"{self.modality}-{_digest(*hashes)[:16]}.safetensors"
         tmp = path.with_suffix(".tmp")
+        meta = {"hashes": json.dumps(hashes)}
+        if keywords is not None:
+            meta["keywords"] = json.dumps(keywords)
         save_file({"vectors": vectors.to(torch.float16).contiguous(),
-                   "mask": mask.to(torch.uint8).contiguous()}, str(tmp),
-                  metadata={"hashes": json.dumps(hashes)})
+                   "mask": mask.to(torch.uint8).contiguous()}, str(tmp), metadata=meta)
         os.replace(tmp, path)
         for h, v, m in zip(hashes, vectors, mask):
             self.rows[h] = (v.to(torch.float16), m.bool())
@@ -261,10 +268,13 @@ def _load_all(paths):
 
 def _image_rows(ws, items, enc: TextEncoder, extractor: KeywordExtractor | None, source: str,
                 m: int, pool: _Pool | None, batch_size: int, progress,
-                report: FeatureReport | None = None, store_keywords: bool = True):
+                report: FeatureReport | None = None, store_keywords: bool = True,
+                shard: tuple[int, int] | None = None):
     """(vectors [N, m, D], mask [N, m], hashes, problems {id: reason|None}).
 
-    CLIP keywords are stored in the workspace as each batch finishes."""
+    CLIP keywords are stored in the workspace as each batch finishes, and those of reused
+    partial batches (a torchrun rank's, or a killed run's) when they are picked up.
+    shard (rank, world): score only this rank's batches, into partial/ with their keywords."""
     import torch
     D = enc.dim
     vocab_sha = extractor.vocab_sha256 if extractor is not None else ""
@@ -273,7 +283,7 @@ def _image_rows(ws, items, enc: TextEncoder, extractor: KeywordExtractor | None,
     hashes = [""] * len(items)
     problems: dict[str, str | None] = {}
     words_of: dict[int, list[str]] = {}
-    todo = []
+    todo, picked_up = [], []
     for k, it in enumerate(items):
         if extractor is None:  # catalog tags
             kws = ws.keywords(it.id, CATALOG_TAGS).get(CATALOG_TAGS, [])[:m]
@@ -300,14 +310,23 @@ def _image_rows(ws, items, enc: TextEncoder, extractor: KeywordExtractor | None,
         problems[it.id] = None
         if pool is not None and hashes[k] in pool:
             vectors[k], mask[k] = pool.rows[hashes[k]]
+            if extractor is not None and hashes[k] in pool.keywords:
+                picked_up.append((it.id, source, [tuple(x) for x in pool.keywords[hashes[k]]]))
         else:
             todo.append(k)
+    if store_keywords and picked_up:
+        with ws.transaction() as db:
+            ws.set_keywords(picked_up, db)
     words = _WordVectors(enc)
-    done = len(items) - len(todo)
-    progress("keywords", done, len(items))
+    if shard is not None:
+        todo = _shard_batches(todo, batch_size, shard)
+        done, total = 0, len(todo)   # progress over this rank's share
+    else:
+        done, total = len(items) - len(todo), len(items)
+    progress("keywords", done, total)
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
-        ok = []
+        ok, found = [], None
         if extractor is not None:
             images = []
             for k, loaded in zip(batch, _load_all([ws.image_path(items[k]) for k in batch])):
@@ -329,11 +348,12 @@ def _image_rows(ws, items, enc: TextEncoder, extractor: KeywordExtractor | None,
             w = words_of[k]
             vectors[k, :len(w)], mask[k, :len(w)] = words(w), True
         if pool is not None and ok:
-            pool.write_partial([hashes[k] for k in ok], vectors[ok], mask[ok])
+            pool.write_partial([hashes[k] for k in ok], vectors[ok], mask[ok],
+                               None if found is None else [[list(x) for x in f] for f in found])
         done += len(batch)
         if report is not None:
             report.image_computed += len(ok)
-        progress("keywords", done, len(items))
+        progress("keywords", done, total)
     return vectors, mask, hashes, problems
 
 
@@ -463,58 +483,10 @@ def build_features(ws, text_model: str | None = None, clip_model: str = DEFAULT_
     return report
 
 
-# ---- the build under torchrun ----------------------------------------------------------------
-def _together(step):
-    """step() on every rank, then a collective check: a failure on any rank stops all ranks
-    here (re-raised where it happened) instead of leaving the others at the next barrier."""
-    from core import distributed
-    try:
-        out, error = step(), None
-    except Exception as e:  # noqa: BLE001 - re-raised below, after the other ranks know
-        out, error = None, e
-    if distributed.any_rank(error is not None):
-        if error is not None:
-            raise error
-        raise StudioError(f"rank {distributed.rank()}: another rank failed; see its error")
-    return out
-
-
-def build_features_distributed(ws, text_model: str | None = None, batch_size: int = 64,
-                               progress=silent, device: str | None = None,
-                               **options) -> tuple[FeatureReport | None, int]:
-    """build_features sharded over the torchrun ranks: (rank 0's report or None, the number
-    of text rows this rank encoded).
-
-    Each rank encodes the text batches numbered rank, rank + world, ... into features/partial/
-    (the resume mechanism); then rank 0 alone runs build_features, which finds every batch
-    there, encodes nothing more and writes the files and database rows as one process does.
-    Image keywords are computed by rank 0 only, inside build_features: CLIP keywords go to
-    the database as each batch finishes, and the other ranks must not write to it.
-    Without torchrun this is build_features in one process."""
-    import torch
-    from core import distributed
-    _check_options(options.get("keywords_from", "clip"), options.get("top_m", 15), batch_size)
-    items = _items(ws)
-
-    def load():
-        enc = text_encoder(text_model, device, options.get("text_precision", "auto"))
-        enc.batch_size = batch_size
-        return enc, _Pool(ws, "text", MAX_VECTORS, enc.dim)
-    # every rank has read partial/ before any rank writes there: all see the same batches
-    enc, pool = _together(load)
-    shard = (distributed.rank(), distributed.world_size())
-    mine = FeatureReport()
-    _together(lambda: _text_rows(items, enc, pool, batch_size, progress, mine, shard))
-    encoded = int(distributed.all_reduce_sum(torch.tensor([float(mine.text_computed)]))[0])
-
-    def merge():
-        if not distributed.is_main():
-            return None
-        report = build_features(ws, text_model=text_model, batch_size=batch_size,
-                                progress=progress, device=device, encoder=enc, **options)
-        report.text_computed += encoded   # the merge itself reused the ranks' batches
-        return report
-    return _together(merge), mine.text_computed
+# ---- the build under torchrun: core.features.distributed ---------------------------------
+def build_features_distributed(ws, *args, **kwargs):
+    from core.features.distributed import build_features_distributed as build
+    return build(ws, *args, **kwargs)
 
 
 # ---- features for items given on the fly ---------------------------------------------------
