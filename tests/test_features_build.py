@@ -270,6 +270,8 @@ def test_encode_items_and_add_items(ws, weights, ml1m):
     after = [c.cache_info() for c in caches]
     assert [a.misses for a in after] == [b.misses for b in before]
     assert all(a.hits > b.hits for a, b in zip(after, before))
+    # new items are encoded in the arithmetic the catalog's file records
+    assert fb.text_encoder().precision == store.read_meta(store.path_for(ws.features_dir, "text"))["precision"]
     assert text_fs.ids == [new.id] and text_fs.mask[0].tolist()[:4] == [True, True, True, False]
     assert image_fs is not None and image_fs.mask[0].all()
     assert image_fs.meta["source"] == source
@@ -360,8 +362,9 @@ def test_feature_metadata_is_stable_strings(ws, weights):
     text_meta = store.read_meta(store.path_for(ws.features_dir, "text"))
     image_meta = store.read_meta(store.path_for(ws.features_dir, "image"))
     text_meta.pop("ids"), image_meta.pop("ids")
+    from core.features.text import native_bf16
     assert text_meta == {"model": "all-MiniLM-L6-v2:384", "dim": "384", "max_vectors": "10",
-                         "modality": "text"}
+                         "modality": "text", "precision": "bf16" if native_bf16() else "fp32"}
     assert set(image_meta) == {"source", "clip_model", "clip_weights_sha256", "vocab_sha256",
                                "keywords", "model", "dim", "modality"}
     assert str(weights) not in json.dumps(image_meta)  # no machine-specific paths

@@ -50,9 +50,8 @@ class FeatureReport:
 
 # ---- models, loaded once per process -----------------------------------------
 @functools.lru_cache(maxsize=4)
-def text_encoder(model: str | None = None, device: str | None = None,
-                 precision: str = "auto") -> TextEncoder:
-    return TextEncoder(model, device=device, precision=precision)
+def text_encoder(model: str | None = None, device: str | None = None) -> TextEncoder:
+    return TextEncoder(model, device=device)
 
 
 @functools.lru_cache(maxsize=2)
@@ -420,8 +419,9 @@ def build_features(ws, text_model: str | None = None, clip_model: str = DEFAULT_
     items = _items(ws)
 
     t0 = time.perf_counter()
-    enc = encoder or text_encoder(text_model, device, text_precision)
+    enc = encoder or text_encoder(text_model, device)
     enc.batch_size = batch_size
+    enc.set_precision(text_precision)
     report.seconds["load_text_model"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -499,6 +499,8 @@ def _encoders_from_files(ws, device=None):
     tmeta = store.read_meta(text_path)
     ref = (ws.get_meta("text_model") or {}).get("ref") or None
     enc = text_encoder(ref, device)
+    # new items in the catalog's arithmetic (bf16 is CPU autocast: a GPU encodes in fp32)
+    enc.set_precision(tmeta.get("precision", "fp32") if enc.st.device.type == "cpu" else "fp32")
     if enc.identity != tmeta.get("model"):
         raise StudioError(f"{text_path}: built with text model {tmeta.get('model')!r}, but "
                           f"{enc.identity!r} loaded; rebuild the features")

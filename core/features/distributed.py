@@ -88,7 +88,8 @@ def build_features_distributed(ws, text_model: str | None = None, batch_size: in
     mine = FeatureReport(keywords_from=options.get("keywords_from", "clip"))
 
     def load():
-        enc = text_encoder(text_model, device, options.get("text_precision", "auto"))
+        enc = text_encoder(text_model, device)
+        enc.set_precision(options.get("text_precision", "auto"))
         enc.batch_size = batch_size
         return enc, _Pool(ws, "text", MAX_VECTORS, enc.dim)
     # every rank has read partial/ before any rank writes there: all see the same batches

@@ -59,7 +59,7 @@ class TextEncoder:
     def __init__(self, model: str | None = None, device: str | None = None, batch_size: int = 64,
                  precision: str = "auto"):
         from sentence_transformers import SentenceTransformer
-        if precision not in PRECISIONS:
+        if precision not in PRECISIONS:   # before the model loads: a typo fails at once
             raise StudioError(f"text precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.model_ref = model or ""
         self.batch_size = batch_size
@@ -78,6 +78,12 @@ class TextEncoder:
         else:
             name = str(model)
         self._identity = f"{name}:{self.dim}"
+        self.set_precision(precision)
+
+    def set_precision(self, precision: str) -> None:
+        """A run-time setting, like batch_size: the weights stay fp32, bf16 is autocast."""
+        if precision not in PRECISIONS:
+            raise StudioError(f"text precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         on_cpu = self.st.device.type == "cpu"
         if precision == "auto":
             precision = "bf16" if on_cpu and native_bf16() else "fp32"
