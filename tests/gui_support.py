@@ -14,6 +14,17 @@ from core.workspace import Item, Workspace
 SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 
 
+def close_window(w) -> None:
+    """Close a MainWindow the way a test must: its workers finished, then its workspace closed."""
+    from PySide6.QtWidgets import QApplication
+    from gui.workers import wait_all
+    w.close()
+    wait_all()
+    QApplication.processEvents()
+    if w.session.ws is not None:
+        w.session.ws.close()
+
+
 def save_shot(widget, name: str) -> Path:
     """Render `widget` to artifacts/screenshots/NAME at the repository root (whatever the
     working directory) and check what was written: a readable image of the widget's size

@@ -11,9 +11,9 @@ import xml.etree.ElementTree as ET
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QApplication, QFileDialog
+from PySide6.QtWidgets import QFileDialog
 
-from gui_support import save_shot
+from gui_support import close_window, save_shot
 from gui_tiny import model, rec  # noqa: F401 - shared fixtures
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
@@ -24,7 +24,6 @@ def win(qtbot, tmp_path, model):
     from gui.app import MainWindow
     from gui.settings import Settings
     from gui.state import Session
-    from gui.workers import wait_all
     w = MainWindow(Session(), Settings(QSettings(str(tmp_path / "studio.ini"), QSettings.IniFormat)))
     qtbot.addWidget(w)
     w.resize(1400, 900)
@@ -41,11 +40,7 @@ def win(qtbot, tmp_path, model):
     w.docks["Map"].raise_()   # a map behind another tab is not computed until shown
     qtbot.waitUntil(lambda: w.map.data is not None, timeout=60000)
     yield w
-    w.close()
-    wait_all()
-    QApplication.processEvents()
-    if w.session.ws is not None:
-        w.session.ws.close()
+    close_window(w)
 
 
 def test_explore_panels_are_in_the_window(qtbot, win):

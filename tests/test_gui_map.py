@@ -13,7 +13,7 @@ from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from gui_support import save_shot
+from gui_support import close_window, save_shot
 from gui_tiny import model, rec  # noqa: F401 - shared fixtures
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
@@ -360,7 +360,6 @@ def test_the_map_dock_behind_attention_starts_no_projection_at_launch(qtbot, tmp
     from gui.app import MainWindow
     from gui.settings import Settings
     from gui.state import Session
-    from gui.workers import wait_all
     w = MainWindow(Session(), Settings(QSettings(str(tmp_path / "studio.ini"), QSettings.IniFormat)))
     qtbot.addWidget(w)
     w.resize(1400, 900)
@@ -379,8 +378,4 @@ def test_the_map_dock_behind_attention_starts_no_projection_at_launch(qtbot, tmp
             w.docks["Map"].raise_()                  # the user picks the Map tab
         assert w.map.points_drawn() == len(w.map.data) > 0
     finally:
-        w.close()
-        wait_all()
-        QApplication.processEvents()
-        if w.session.ws is not None:
-            w.session.ws.close()
+        close_window(w)

@@ -13,7 +13,7 @@ from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtGui import QContextMenuEvent, QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from gui_support import save_shot
+from gui_support import close_window, save_shot
 from gui_tiny import model, rec  # noqa: F401 - shared fixtures
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
@@ -34,7 +34,6 @@ def win(qapp, model, tmp_path_factory):
     from gui.app import MainWindow
     from gui.settings import Settings
     from gui.state import Session
-    from gui.workers import wait_all
     ws, ckpt = model
     root = tmp_path_factory.mktemp("menus")
     copy = root / "ws"
@@ -51,11 +50,7 @@ def win(qapp, model, tmp_path_factory):
     w.load_model(copy / "models" / ckpt.name)
     _until(lambda: w.session.recommender is not None)
     yield w
-    w.close()
-    wait_all()
-    QApplication.processEvents()
-    if w.session.ws is not None:
-        w.session.ws.close()
+    close_window(w)
     w.deleteLater()
 
 

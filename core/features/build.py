@@ -179,14 +179,19 @@ class _Pool:
 
 
 # ---- text ------------------------------------------------------------------------
-def _shard_batches(todo: list[int], batch_size: int, shard: tuple[int, int]) -> list[int]:
-    """The rows of the batches numbered rank, rank + world, ... of `todo` cut into batches.
+def _share(todo: list[int], n_items: int, batch_size: int, shard: tuple[int, int] | None):
+    """(the rows to encode here, done, total) for progress. Without a shard: every row of
+    `todo`, counted over all n_items. With (rank, world): the rows of the batches numbered
+    rank, rank + world, ... of `todo` cut into batches, counted over this rank's share.
 
     Only the last batch can be short, so cutting the result again gives the same batches
     one process would encode (same inputs per encode call, same numbers)."""
+    if shard is None:
+        return todo, n_items - len(todo), n_items
     rank, world = shard
     batches = [todo[s:s + batch_size] for s in range(0, len(todo), batch_size)]
-    return [k for b, batch in enumerate(batches) if b % world == rank for k in batch]
+    mine = [k for b, batch in enumerate(batches) if b % world == rank for k in batch]
+    return mine, 0, len(mine)
 
 
 def _text_rows(items, enc: TextEncoder, pool: _Pool | None, batch_size: int, progress,
@@ -207,11 +212,7 @@ def _text_rows(items, enc: TextEncoder, pool: _Pool | None, batch_size: int, pro
             vectors[k], mask[k] = pool.rows[h]
         else:
             todo.append(k)
-    if shard is not None:
-        todo = _shard_batches(todo, batch_size, shard)
-        done, total = 0, len(todo)   # progress over this rank's share
-    else:
-        done, total = len(items) - len(todo), len(items)
+    todo, done, total = _share(todo, len(items), batch_size, shard)
     progress("text", done, total)
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
@@ -317,11 +318,7 @@ def _image_rows(ws, items, enc: TextEncoder, extractor: KeywordExtractor | None,
         with ws.transaction() as db:
             ws.set_keywords(picked_up, db)
     words = _WordVectors(enc)
-    if shard is not None:
-        todo = _shard_batches(todo, batch_size, shard)
-        done, total = 0, len(todo)   # progress over this rank's share
-    else:
-        done, total = len(items) - len(todo), len(items)
+    todo, done, total = _share(todo, len(items), batch_size, shard)
     progress("keywords", done, total)
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
