@@ -64,10 +64,11 @@ class FeatureRows:
     as zero rows. Indexing gathers only the asked rows: `x[idx]`, `x[idx, :n]` (float16).
     Copying a 1M-item file into model order held it twice (4.5 GB each at 592k items)."""
 
-    def __init__(self, vectors: torch.Tensor, rows: torch.Tensor):
+    def __init__(self, vectors: torch.Tensor, rows: torch.Tensor, release=None):
         if not len(vectors):   # a file of no items: every row reads as zeros
             vectors = torch.zeros(1, *vectors.shape[1:], dtype=torch.float16)
         self.vectors, self.rows = vectors, rows
+        self._release = release   # the FeatureSet's release_pages, for a file map
         self.shape = torch.Size((len(rows), *vectors.shape[1:]))
         self.dtype, self.device = torch.float16, vectors.device
 
@@ -83,6 +84,12 @@ class FeatureRows:
         if bool(empty.any()):
             out = out.masked_fill(empty.view(*empty.shape, *(1,) * (out.dim() - empty.dim())), 0)
         return out
+
+    def release_pages(self) -> None:
+        """Drop the file pages read so far from the process's resident set (they stay
+        cached by the kernel): a pass over every item calls it after each chunk."""
+        if self._release is not None:
+            self._release()
 
     def to(self, device) -> "FeatureRows | torch.Tensor":
         """Itself on the CPU; elsewhere (CUDA) the rows gathered whole onto the device, in chunks."""
@@ -108,7 +115,7 @@ def align_features(fs: store.FeatureSet, item_ids: list[str]) -> tuple[FeatureRo
     ok = rows >= 0
     m = torch.zeros(len(rows), V, dtype=torch.bool)
     m[ok] = fs.mask[rows[ok], :V].bool()
-    return FeatureRows(fs.vectors[:, :V], rows), m
+    return FeatureRows(fs.vectors[:, :V], rows, fs.release_pages), m
 
 
 def resolve_modalities(cfg: Config, available: list[str]) -> list[str]:

@@ -161,3 +161,54 @@ def test_scores_and_recommendations_equal_those_of_copied_features(trained):
     assert torch.equal(again.table, rec.table)
     seq = [rec.item_ids[k] for k in (5, 1, 30)]
     assert again.recommend(seq, k=20, exclude=seq) == rec.recommend(seq, k=20, exclude=seq)
+
+
+def mapped_rss(path) -> int:
+    """Bytes of the file `path` resident in this process's maps (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps"):
+        head = line.split()
+        if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+            inside = len(head) >= 6 and head[5] == str(path)
+        elif inside and head[0] == "Rss:":
+            total += int(head[1]) * 1024
+    return total
+
+
+def test_a_pass_over_every_item_leaves_no_file_pages_resident(tmp_path):
+    """At a million items the file is 4.5 GB: a pass over every item (the evaluation's and
+    the recommender's) used to keep all of it in the resident set."""
+    n, V, D = 3000, 10, 384   # 23 MB of float16: rows of 7.7 kB, each on its own pages
+    g = torch.Generator().manual_seed(0)
+    ids = [f"i{k}" for k in range(n)]
+    store.save(tmp_path, "text", store.FeatureSet(ids, torch.randn(n, V, D, generator=g).half(),
+                                                  torch.ones(n, V, dtype=torch.bool), {"model": "t"}))
+    path = tmp_path / "text.safetensors"
+    fs = store.load(tmp_path, "text")
+    x, mask = align_features(fs, ids[::-1])
+    cfg = load_config(overrides=dict(TINY, text_vectors=0))
+    model = build(cfg, n, D, None).eval()
+    model.set_features({"text": (x, mask)})
+    size = n * V * D * 2
+    with torch.no_grad():
+        want = model.item_vectors(torch.arange(n + 1))["text"]   # one gather, no release
+        assert mapped_rss(path) > 0.9 * size                      # the whole file is resident
+        fs.release_pages()
+        assert mapped_rss(path) < 0.05 * size
+        got = model.all_item_vectors(chunk=500)["text"]          # reads all of it again
+    assert mapped_rss(path) < 0.05 * size                          # ... and keeps none
+    assert torch.allclose(got, want, atol=1e-5)
+    assert torch.equal(x[torch.arange(1, n + 1)], fs.vectors.flip(0))   # released pages read back
+
+
+def test_evaluation_from_vectors_computed_once_equals_encoding_each_batch(trained):
+    from core.evaluate import item_inputs, rank_cases
+    model, cfg, ds = load_trained(trained, "msm4sr")
+    with torch.no_grad():
+        inputs = item_inputs(model.eval())
+        table = model.table_from(inputs)
+    assert torch.equal(table, model.item_table())
+    cases = ds.test + ds.valid
+    per_batch = rank_cases(model, cases, cfg.max_len, batch=64, table=table)   # histories re-encoded
+    assert np.array_equal(rank_cases(model, cases, cfg.max_len, batch=64, inputs=inputs, table=table), per_batch)
+    assert np.array_equal(rank_cases(model, cases, cfg.max_len, batch=64), per_batch)

@@ -24,6 +24,18 @@ class FeatureSet:
     vectors: "torch.Tensor"  # noqa: F821  float16 [N, V, D]
     mask: "torch.Tensor"     # noqa: F821  bool [N, V]
     meta: dict = field(default_factory=dict)
+    maps: list = field(default_factory=list, repr=False)   # the file maps the tensors view
+
+    def release_pages(self) -> None:
+        """Tell the kernel this process no longer needs the file pages it has read through
+        the maps (madvise MADV_DONTNEED): they stay in the page cache and are read again on
+        the next touch. A pass over a million items' features otherwise keeps the whole
+        file (4.5 GB) in the process's resident set. The maps are copy-on-write and never
+        written here, so nothing is lost. A no-op where the platform has no madvise."""
+        import mmap
+        for mm in self.maps:
+            if hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                mm.madvise(mmap.MADV_DONTNEED)
 
     def index(self) -> dict[str, int]:
         return {i: k for k, i in enumerate(self.ids)}
@@ -67,18 +79,21 @@ def load(features_dir: Path, modality: str) -> FeatureSet | None:
     meta = dict(header.pop("__metadata__", None) or {})
     ids = json.loads(meta.pop("ids"))
     size = path.stat().st_size
-    tensors = {name: _mapped(path, header, name, start, size) for name in ("vectors", "mask")}
+    maps: list = []
+    tensors = {name: _mapped(path, header, name, start, size, maps) for name in ("vectors", "mask")}
     if tensors["vectors"].shape[:2] != tensors["mask"].shape or len(ids) != tensors["mask"].shape[0]:
         raise ValueError(f"{path}: ids, vectors and mask disagree in shape")
-    return FeatureSet(ids=ids, vectors=tensors["vectors"], mask=tensors["mask"].bool(), meta=meta)
+    return FeatureSet(ids=ids, vectors=tensors["vectors"], mask=tensors["mask"].bool(), meta=meta, maps=maps)
 
 
 _DTYPES = {"F16": ("float16", 2), "F32": ("float32", 4), "U8": ("uint8", 1), "BOOL": ("bool", 1)}
 
 
-def _mapped(path: Path, header: dict, name: str, start: int, size: int):
-    """Tensor `name` of a safetensors file as a copy-on-write memory map, checked against
-    the file's size first (touching a page past the end would kill the process)."""
+def _mapped(path: Path, header: dict, name: str, start: int, size: int, maps: list):
+    """Tensor `name` of a safetensors file as a copy-on-write memory map (appended to `maps`),
+    checked against the file's size first (touching a page past the end would kill the process)."""
+    import mmap
+
     import torch
     info = header.get(name)
     if not isinstance(info, dict) or info.get("dtype") not in _DTYPES:
@@ -98,12 +113,12 @@ def _mapped(path: Path, header: dict, name: str, start: int, size: int):
             data = bytearray(f.read(hi - lo))
         return torch.frombuffer(data, dtype=getattr(torch, dtype)).reshape(shape) if count else \
             torch.zeros(shape, dtype=getattr(torch, dtype))
-    storage = torch.UntypedStorage.from_file(str(path), shared=False, nbytes=size)
-    strides, acc = [], 1
-    for n in reversed(shape):
-        strides.insert(0, acc)
-        acc *= max(n, 1)
-    return torch.empty(0, dtype=getattr(torch, dtype)).set_(storage, offset // width, shape, strides)
+    if not count:
+        return torch.zeros(shape, dtype=getattr(torch, dtype))
+    if not maps:
+        with open(path, "rb") as f:   # copy-on-write: torch may write, the file never changes
+            maps.append(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY))
+    return torch.frombuffer(maps[0], dtype=getattr(torch, dtype), count=count, offset=offset).reshape(shape)
 
 
 def _header(path: Path) -> tuple[dict, int]:

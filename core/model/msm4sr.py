@@ -237,13 +237,22 @@ class MSM4SR(nn.Module):
 
     def item_table(self, chunk: int = 16384) -> torch.Tensor:
         """[N, K]: score(user, item) = user_vectors . item_table (row i = item index i+1)."""
-        return self.vectors_to_table(self.all_item_vectors(chunk, start=1))
+        return self.table_from(self.all_item_vectors(chunk))
+
+    def table_from(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The scoring table from every item's vectors (all_item_vectors: row = model index)."""
+        return self.vectors_to_table({m: v[1:] for m, v in inputs.items()})
 
     def all_item_vectors(self, chunk: int = 16384, start: int = 0) -> dict[str, torch.Tensor]:
         """item_vectors of indices start..N, in chunks: pooling a million items at once would
         need their float32 features whole (15 GB at 10 x 384)."""
         idx = torch.arange(start, self.n_items + 1, device=self.seen.device)
-        parts = [self.item_vectors(idx[i:i + chunk]) for i in range(0, len(idx), chunk)]
+        parts = []
+        for i in range(0, len(idx), chunk):
+            parts.append(self.item_vectors(idx[i:i + chunk]))
+            for x, _ in self.feats.values():   # a mapped file's pages: read once, not kept
+                if hasattr(x, "release_pages"):
+                    x.release_pages()
         return {m: torch.cat([p[m] for p in parts]) for m in self.mods}
 
     def embed_sequence(self, inp: torch.Tensor, extra: dict[str, torch.Tensor] | None = None):
@@ -259,7 +268,8 @@ class MSM4SR(nn.Module):
         return self.user_vectors_from(self.embed_sequence(inp, extra), inp == 0)
 
     def user_vectors_from(self, emb: dict[str, torch.Tensor], pad: torch.Tensor) -> torch.Tensor:
-        """The same from already embedded sequences (the Recommender caches item vectors)."""
+        """The same from already embedded sequences (item vectors computed once, by the
+        Recommender and by an evaluation: `{m: inputs[m][inp]}`)."""
         seq = self._encode(emb, pad)
         return self.users_to_table({m: s[:, -1] for m, s in seq.items()})
 
