@@ -96,23 +96,42 @@ def reduce_metrics(ranks, ks=KS) -> dict:
 @torch.no_grad()
 def rank_cases(model, cases: list[Case], max_len: int, batch: int = 512,
                candidates: np.ndarray | None = None, mask_history: bool = False,
-               table: torch.Tensor | None = None, item_chunk: int | None = None) -> np.ndarray:
+               table: torch.Tensor | None = None, item_chunk: int | None = None,
+               inputs: dict | None = None) -> np.ndarray:
     """[n, 2] int64: for each case, the items (all, or `candidates`, model indices) scored
     above its target and those tied with it. Float32 throughout, never autocast.
-    `item_chunk`: items scored at once (default: what fits SCORE_BUDGET with `batch` users)."""
+    `item_chunk`: items scored at once (default: what fits SCORE_BUDGET with `batch` users).
+    `inputs`: every item's vectors (item_inputs), so histories are not re-encoded per batch."""
     if not cases:
         return np.zeros((0, 2), dtype=np.int64)
     model.eval()
     device = next(model.parameters()).device
     with torch.autocast(device.type, enabled=False):
-        return _rank_fp32(model, cases, max_len, batch, candidates, mask_history, table, device)
+        return _rank_fp32(model, cases, max_len, batch, candidates, mask_history, table, device,
+                          item_chunk, inputs)
 
 
 SCORE_BUDGET = 2 ** 26  # score-matrix elements held at once (256 MB of float32)
 
 
-def _rank_fp32(model, cases, max_len, batch, candidates, mask_history, table, device, item_chunk=None):
-    table = (model.item_table() if table is None else table).float()
+def item_inputs(model) -> dict | None:
+    """A content model's vectors of every item (row = model index), computed once for a whole
+    evaluation, in chunks that leave no feature-file pages resident; None for SASRec."""
+    return model.all_item_vectors() if hasattr(model, "all_item_vectors") else None
+
+
+def _users(model, inp, inputs):
+    if inputs is None:
+        return model.user_vectors(inp)
+    return model.user_vectors_from({m: v[inp] for m, v in inputs.items()}, inp == 0)
+
+
+def _rank_fp32(model, cases, max_len, batch, candidates, mask_history, table, device, item_chunk=None,
+               inputs=None):
+    if table is None:   # every item encoded once, for the table and the histories alike
+        inputs = item_inputs(model) if inputs is None else inputs
+        table = model.item_table() if inputs is None else model.table_from(inputs)
+    table = table.float()
     # column of each model index in the score matrix (-1: not a candidate / padding)
     col_of = torch.arange(-1, model.n_items, device=device)
     if candidates is not None:
@@ -122,14 +141,18 @@ def _rank_fp32(model, cases, max_len, batch, candidates, mask_history, table, de
         col_of[cand] = torch.arange(len(cand), device=device)
     n_cols = table.shape[0]
     # large catalogs are scored in column chunks, so memory is bounded at any N
-    width = item_chunk or max(4096, SCORE_BUDGET // max(batch, 1))
-    spans = [(c, min(c + width, n_cols)) for c in range(0, n_cols, width)]
+    # no chunk of one item: a [B, 1] product runs another BLAS kernel (matrix-vector), whose
+    # rounding can split a tie that every wider product keeps exact
+    width = max(2, item_chunk or max(4096, SCORE_BUDGET // max(batch, 1)))
+    spans = [[c, min(c + width, n_cols)] for c in range(0, n_cols, width)]
+    if len(spans) > 1 and spans[-1][1] - spans[-1][0] == 1:
+        spans[-2][1] = spans.pop()[1]
     out = []
     for start in range(0, len(cases), batch):
         chunk = cases[start:start + batch]
         inp = torch.from_numpy(left_pad([h for h, _ in chunk], max_len)).to(device)
         tgt = torch.tensor([t for _, t in chunk], device=device)
-        user = model.user_vectors(inp).float()
+        user = _users(model, inp, inputs).float()
         col = col_of[tgt]
         if (col < 0).any():
             raise ValueError("a target is not among the candidates")
@@ -164,7 +187,7 @@ def _rank_fp32(model, cases, max_len, batch, candidates, mask_history, table, de
 
 
 @torch.no_grad()
-def attention_gap(model, cases: list[Case], max_len: int, batch: int = 512) -> float:
+def attention_gap(model, cases: list[Case], max_len: int, batch: int = 512, inputs: dict | None = None) -> float:
     """Mean over cases, query rows, heads and layers of max_j |a_j - 1/n|, n = the keys a
     row may see. 0 means every row is uniform: the transformer only averages its inputs.
     Rows of padding and rows with a single key (which cannot be anything but 1) are left out."""
@@ -179,7 +202,9 @@ def attention_gap(model, cases: list[Case], max_len: int, batch: int = 512) -> f
         allowed = torch.ones(L, L, dtype=torch.bool, device=device).tril() & real[:, None, :]  # [B, L, L]
         n = real.cumsum(1).clamp(min=1)                                  # keys query i may see
         keep = real & (n > 1)                                           # [B, L]
-        for a in model.attention(inp):                                  # [B, heads, L, L]
+        maps = model.attention(inp) if inputs is None else \
+            model.attention_from({m: v[inp] for m, v in inputs.items()}, inp == 0)
+        for a in maps:                                                  # [B, heads, L, L]
             dev = (a.float() - 1.0 / n[:, None, :, None]).abs().masked_fill(~allowed[:, None], 0.0)
             gap = dev.amax(-1)                                          # [B, heads, L]
             total += gap[keep[:, None, :].expand_as(gap)].double().sum().cpu()
@@ -197,20 +222,21 @@ def evaluate(model, ds: Dataset, max_len: int, parts=("valid", "test"), batch: i
     out = {"ties": TIES, "mask_history": mask_history}
     with torch.no_grad():
         model.eval()
-        table = model.item_table()
+        inputs = item_inputs(model)
+        table = model.item_table() if inputs is None else model.table_from(inputs)
     for part in parts:
         ranks = rank_cases(model, mine(getattr(ds, part)), max_len, batch, mask_history=mask_history,
-                           table=table)
+                           table=table, inputs=inputs)
         out[part] = reduce_metrics(ranks)
     if cold and ds.cold:
-        out["cold"] = cold_start(model, ds, max_len, batch, table=table)
-    out["attention_gap"] = attention_gap(model, mine(ds.test), max_len, batch)
+        out["cold"] = cold_start(model, ds, max_len, batch, table=table, inputs=inputs)
+    out["attention_gap"] = attention_gap(model, mine(ds.test), max_len, batch, inputs)
     return out
 
 
-def cold_start(model, ds: Dataset, max_len: int, batch: int = 512, table=None) -> dict:
+def cold_start(model, ds: Dataset, max_len: int, batch: int = 512, table=None, inputs=None) -> dict:
     cases = mine([(h, t) for h, t in ds.cold])  # this rank's share (all in one process)
-    ranks = rank_cases(model, cases, max_len, batch, candidates=ds.cold_items, table=table)
+    ranks = rank_cases(model, cases, max_len, batch, candidates=ds.cold_items, table=table, inputs=inputs)
     return {"model": reduce_metrics(ranks),
             "popularity": reduce_metrics(popularity_ranks(ds, cases)),
             "candidates": int(len(ds.cold_items)), "popularity_is": POPULARITY}

@@ -49,8 +49,8 @@ class Recommender:
         with torch.no_grad():
             # input vectors of every item (row = model index), so a refresh skips the adaptors
             self.inputs = self._item_vectors() if self.is_content else None
-            self.table = (model.vectors_to_table({m: v[1:] for m, v in self.inputs.items()})
-                          if self.is_content else model.item_table()).float().contiguous()   # [N, K]
+            self.table = (model.table_from(self.inputs) if self.is_content
+                          else model.item_table()).float().contiguous()   # [N, K]
         self.new_ids: list[str] = []
         self.new_table = self.table[:0]
 
