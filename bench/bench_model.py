@@ -149,6 +149,9 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default="sasrec,msm4sr,no-pretrain",
                     help=f"comma-separated, from: {', '.join(PLANS)}")
     ap.add_argument("--set", action="append", default=[], help="extra key=value for every model")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=V[,KEY=V]",
+                    help="an exploratory model: MSM4SR's defaults plus these settings, run after "
+                         "--models under NAME (e.g. ft-temp:finetune_temperature=0.05)")
     ap.add_argument("--clip", action="store_true", help="CLIP keywords (needs weights; fails without)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--tag", default="", help="suffix of the results file (keeps runs apart)")
@@ -159,6 +162,12 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     names = args.models.split(",")
+    for v in args.variant:
+        name, _, sets = v.partition(":")
+        if not name or not sets or name in PLANS:
+            raise SystemExit(f"--variant expects NAME:KEY=V[,KEY=V] with a new name, got {v!r}")
+        PLANS[name] = (parse_sets(sets.split(",")), f"exploratory: {sets}")
+        names.append(name)
     unknown = [n for n in names if n not in PLANS]
     if unknown:
         raise SystemExit(f"unknown model(s) {unknown}; known: {', '.join(PLANS)}")
